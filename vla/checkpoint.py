@@ -1,0 +1,130 @@
+"""Policy checkpoints: written atomically, loaded back into an identical policy.
+
+Layout of a checkpoint directory: backbone/            Qwen2.5-VL `save_pretrained` (weights, config,
+processor incl. tokenizer) head.safetensors     action head + normalizer buffers (policy state minus the
+backbone) policy.yaml          the PolicyConfig (backbone.name_or_path points at ./backbone on load)
+stats.json           dataset statistics used for normalization features.json        camera keys, state and
+action dims the policy was trained on training_state.pt    (train checkpoints only) optimizer, scheduler, RNG
+states, step Writes go to a temporary sibling directory renamed into place, so a crash never leaves a half
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from safetensors.torch import load_file, save_file
+
+from envs.hydra_utils import to_config, to_yaml
+from spatial_backbone.config import BackboneConfig
+from vla.config import PolicyConfig
+from vla.policy import SpatialVLAPolicy
+
+REQUIRED = ("backbone/config.json", "head.safetensors", "policy.yaml", "stats.json", "features.json")
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def atomic_dir(out_dir: Path, write) -> Path:
+    """Run `write(tmp_dir)` then rename tmp_dir to out_dir (replacing an older one)."""
+    out = Path(out_dir).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        write(tmp)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def policy_features(policy: SpatialVLAPolicy) -> dict:
+    return {
+        "cameras": list(policy.cfg.cameras),
+        "state_dim": policy.dims.state_dim,
+        "action_dim": policy.dims.action_dim,
+        "chunk_size": policy.cfg.chunk_size,
+    }
+
+
+def _write_policy(policy: SpatialVLAPolicy, path: Path) -> None:
+    policy.backbone.save_pretrained(path / "backbone", safe_serialization=True)
+    policy.processor.hf.save_pretrained(path / "backbone")
+    head_state = {
+        k: v.detach().contiguous().cpu()
+        for k, v in policy.state_dict().items()
+        if not k.startswith("backbone.")
+    }
+    save_file(head_state, str(path / "head.safetensors"))
+    (path / "policy.yaml").write_text(to_yaml(policy.cfg))
+    (path / "stats.json").write_text(json.dumps(policy.processor.stats, indent=1))
+    (path / "features.json").write_text(json.dumps(policy_features(policy), indent=1))
+
+
+def save_policy(
+    policy: SpatialVLAPolicy, out_dir: str | os.PathLike, training_state: dict | None = None
+) -> Path:
+    def write(tmp: Path):
+        _write_policy(policy, tmp)
+        if training_state is not None:
+            torch.save(training_state, tmp / "training_state.pt")
+
+    return atomic_dir(Path(out_dir), write)
+
+
+def load_policy(ckpt_dir: str | os.PathLike, device: str = "auto") -> SpatialVLAPolicy:
+    path = Path(ckpt_dir)
+    missing = [f for f in REQUIRED if not (path / f).exists()]
+    if missing:
+        raise CheckpointError(f"{path} is not a spatial-vla policy checkpoint: missing {missing}")
+    cfg = to_config(OmegaConf.load(path / "policy.yaml"), PolicyConfig)
+    bb = dataclasses.asdict(cfg.backbone) | {
+        "name_or_path": str((path / "backbone").resolve()),
+        "device": device,
+    }
+    bb["image_size"] = cfg.backbone.image_size
+    cfg.backbone = BackboneConfig(**bb)
+    stats = json.loads((path / "stats.json").read_text())
+    policy = SpatialVLAPolicy(cfg, stats)
+    state = load_file(str(path / "head.safetensors"))
+    missing_keys, unexpected = policy.load_state_dict(state, strict=False)
+    missing_keys = [k for k in missing_keys if not k.startswith("backbone.")]
+    if missing_keys or unexpected:
+        raise CheckpointError(
+            f"{path}/head.safetensors does not match the policy: missing {missing_keys}, "
+            f"unexpected {unexpected}"
+        )
+    return policy.to(policy.backbone.device)
+
+
+def read_features(ckpt_dir: str | os.PathLike) -> dict:
+    return json.loads((Path(ckpt_dir) / "features.json").read_text())
+
+
+def check_features(ckpt: dict, other: dict, other_name: str) -> None:
+    """Fail with both sides named when a checkpoint's features don't match an env's or a dataset's."""
+    problems = []
+    missing_cams = [c for c in ckpt["cameras"] if c not in other["cameras"]]
+    if missing_cams:
+        problems.append(f"cameras {ckpt['cameras']} vs {other_name} cameras {other['cameras']}")
+    for key in ("state_dim", "action_dim"):
+        if ckpt[key] != other[key]:
+            problems.append(f"{key} {ckpt[key]} vs {other_name} {key} {other[key]}")
+    if problems:
+        raise CheckpointError(f"checkpoint features do not match the {other_name}: " + "; ".join(problems))

@@ -1,0 +1,52 @@
+"""Typed policy configuration; `conf/head/*.yaml` and `conf/train.yaml` mirror it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from spatial_backbone.config import BackboneConfig
+
+
+@dataclass
+class HeadConfig:
+    """name: `flow_matching` | `l1_chunk` | `action_tokens`.
+    hidden_layers: which backbone hidden states the head reads (`all`, `last`, `last_k:N`, or `1,2`).
+    kwargs: head-specific sizes (see each head's constructor)."""
+
+    name: str = "l1_chunk"
+    hidden_layers: str = "all"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        from vla.heads import HEADS
+
+        if self.name not in HEADS:
+            raise ValueError(f"head.name={self.name!r} is not a registered head; valid: {sorted(HEADS)}")
+
+
+@dataclass
+class PolicyConfig:
+    """chunk_size: actions predicted per call (H).
+    n_action_steps: actions executed before re-planning (k <= H).
+    cameras: camera names read from observations, in order.
+    prompt: how the instruction is put to the model."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    chunk_size: int = 8
+    n_action_steps: int = 8
+    cameras: list[str] = field(default_factory=lambda: ["front", "wrist"])
+    prompt: str = "What action should the robot take to {instruction}?"
+
+    def __post_init__(self):
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size={self.chunk_size} must be >= 1")
+        if not 1 <= self.n_action_steps <= self.chunk_size:
+            raise ValueError(
+                f"n_action_steps={self.n_action_steps} must be in 1..chunk_size={self.chunk_size}"
+            )
+        if not self.cameras:
+            raise ValueError("cameras is empty: the policy needs at least one camera")
+        if "{instruction}" not in self.prompt:
+            raise ValueError(f"prompt={self.prompt!r} must contain '{{instruction}}'")

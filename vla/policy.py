@@ -1,0 +1,149 @@
+"""SpatialVLA policy = Qwen2.5-VL backbone + action head.
+
+Interface (DESIGN.md section 2): `forward(batch) -> (loss, metrics)`, `predict_action_chunk(obs) -> [B, H,
+A]`, `select_action(obs)` (keeps a queue of chunked actions, re-plans every `n_action_steps`), `reset()`.
+`batch` / `obs` are raw LeRobot batches or env observations; `VLAProcessor` turns both into model inputs.
+
+Backbone call: image + prompt tokens (left padded), then the head's learned query tokens (if any) appended as
+input embeddings; hidden states of the layers the head reads are passed on (`BackboneFeatures`). The discrete
+`action_tokens` head instead extends the vocabulary and uses the LM head itself.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import torch
+from torch import nn
+
+from spatial_backbone.factory import build_backbone
+from vla.config import PolicyConfig
+from vla.features import BackboneFeatures, select_layers
+from vla.heads import HeadDims, build_head
+from vla.heads.action_tokens import ACTION_TOKENS
+from vla.normalize import feature_dim
+from vla.processor import ACTION_KEY, STATE_KEY, VLAProcessor
+
+
+class SpatialVLAPolicy(nn.Module):
+    def __init__(self, cfg: PolicyConfig, stats: dict, backbone=None):
+        super().__init__()
+        self.cfg = cfg
+        model, hf_processor = backbone if backbone is not None else build_backbone(cfg.backbone)
+        self.backbone = model
+        text_cfg = model.config.text_config
+        self.layers = select_layers(cfg.head.hidden_layers, text_cfg.num_hidden_layers)
+        dims = HeadDims(
+            hidden=text_cfg.hidden_size,
+            num_layers_read=len(self.layers),
+            chunk=cfg.chunk_size,
+            action_dim=feature_dim(stats, ACTION_KEY),
+            state_dim=feature_dim(stats, STATE_KEY),
+        )
+        self.head = build_head(cfg.head.name, dims, **cfg.head.kwargs)
+        self.uses_lm = getattr(self.head, "uses_lm", False)
+        if self.uses_lm:
+            tok = hf_processor.tokenizer
+            if ACTION_TOKENS[0] not in tok.get_vocab():
+                tok.add_tokens(ACTION_TOKENS, special_tokens=False)
+            self.head.first_id = tok.convert_tokens_to_ids(ACTION_TOKENS[0])
+            if model.get_input_embeddings().num_embeddings < len(tok):
+                model.resize_token_embeddings(len(tok), mean_resizing=False)
+        modes = (
+            getattr(self.head, "state_norm_mode", "mean_std"),
+            getattr(self.head, "action_norm_mode", "mean_std"),
+        )
+        self.processor = VLAProcessor(hf_processor, cfg.cameras, cfg.prompt, stats, modes)
+        self.state_norm, self.action_norm = self.processor.state_norm, self.processor.action_norm
+        self.dims = dims
+        self._queue: deque = deque()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _to_device(self, inputs: dict) -> dict:
+        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in inputs.items()}
+
+    # -- backbone --------------------------------------------------------------------------------
+    def _features(self, inputs: dict) -> BackboneFeatures:
+        ids, mask = inputs["input_ids"], inputs["attention_mask"]  # [B, S]
+        b = ids.shape[0]
+        embeds = self.backbone.get_input_embeddings()(ids)  # [B, S, D]
+        q = self.head.query_embeddings(b)
+        mm = inputs["mm_token_type_ids"]
+        if q is not None:  # append learned query tokens: [B, S + Q, D]
+            n = q.shape[1]
+            pad_ids = torch.full((b, n), self.processor.tok.pad_token_id, dtype=ids.dtype, device=ids.device)
+            ids = torch.cat([ids, pad_ids], dim=1)
+            embeds = torch.cat([embeds, q.to(embeds.dtype)], dim=1)
+            mask = torch.cat([mask, torch.ones_like(pad_ids)], dim=1)
+            mm = torch.cat([mm, torch.zeros_like(pad_ids)], dim=1)
+        out = self.backbone.model(
+            input_ids=ids,
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            mm_token_type_ids=mm,
+            pixel_values=inputs["pixel_values"],
+            image_grid_thw=inputs["image_grid_thw"],
+            output_hidden_states=True,
+            use_cache=False,
+        )
+        self.backbone.model.rope_deltas = None  # positions are recomputed for every new batch
+        hs = [out.hidden_states[i].float() for i in self.layers]
+        return BackboneFeatures(hs, mask, ids.shape[1] - (q.shape[1] if q is not None else 0))
+
+    def _lm_inputs(self, inputs: dict, actions: torch.Tensor | None) -> dict:
+        suffix = self.head.suffix_ids(inputs["state"], actions)  # [B, L]
+        ones = torch.ones_like(suffix)
+        return {
+            "input_ids": torch.cat([inputs["input_ids"], suffix], dim=1),
+            "attention_mask": torch.cat([inputs["attention_mask"], ones], dim=1),
+            "mm_token_type_ids": torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(suffix)], dim=1),
+            "pixel_values": inputs["pixel_values"],
+            "image_grid_thw": inputs["image_grid_thw"],
+        }
+
+    # -- interface --------------------------------------------------------------------------------
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        inputs = self._to_device(self.processor(self.processor.raw_from_dataset(batch)))
+        if "actions" not in inputs:
+            raise KeyError("training batch has no 'action' chunk (load the dataset with delta_timestamps)")
+        actions, is_pad = inputs["actions"], inputs["action_is_pad"]
+        if actions.shape[1] != self.cfg.chunk_size:
+            raise ValueError(
+                f"batch action chunk has {actions.shape[1]} steps, policy chunk_size={self.cfg.chunk_size}"
+            )
+        if self.uses_lm:
+            lm = self._lm_inputs(inputs, actions)
+            out = self.backbone(**lm, use_cache=False)
+            self.backbone.model.rope_deltas = None
+            loss, metrics = self.head.lm_loss(out.logits, lm["input_ids"], is_pad)
+        else:
+            loss, metrics = self.head.loss(self._features(inputs), inputs["state"], actions, is_pad)
+        metrics["loss"] = float(loss.detach())
+        return loss, metrics
+
+    @torch.no_grad()
+    def predict_action_chunk(self, obs: dict) -> torch.Tensor:
+        """obs: env observation (single or batched) -> actions [B, H, A] in env units."""
+        inputs = self._to_device(self.processor(self.processor.raw_from_env(obs)))
+        if self.uses_lm:
+            chunk = self.head.generate(self.backbone, self._lm_inputs(inputs, None))
+            self.backbone.model.rope_deltas = None
+        else:
+            chunk = self.head.predict(self._features(inputs), inputs["state"])
+        return self.action_norm.inverse(chunk.float())  # [B, H, A]
+
+    @torch.no_grad()
+    def select_action(self, obs: dict) -> np.ndarray:
+        """Next action [B, A]: a chunk is predicted when the queue is empty; its first k steps are used."""
+        if not self._queue:
+            chunk = self.predict_action_chunk(obs)  # [B, H, A]
+            for t in range(self.cfg.n_action_steps):
+                self._queue.append(chunk[:, t].cpu().numpy())
+        return self._queue.popleft()
+
+    def reset(self) -> None:
+        self._queue.clear()

@@ -1,0 +1,134 @@
+"""The ONE function that turns an observation into model inputs, for training and rollout alike.
+
+Train/eval parity is the field's most common silent failure, so both paths meet in `VLAProcessor.__call__`:
+- `raw_from_dataset(batch)` takes a LeRobot batch (`observation.images.<cam>` float [B, 3, H, W] in [0, 1],
+  `observation.state`, `task`, `action` chunks with `action_is_pad`);
+- `raw_from_env(obs)` takes a (vector) env observation (`pixels.<cam>` uint8 [B, H, W, 3], `agent_pos`,
+  `instruction`); both produce a `RawObservation` (images float [B, 3, H, W] in [0, 1]), and `__call__` does
+  the rest: fast Qwen2.5-VL patchify (`images.FastPatchifier`), the chat prompt with the instruction
+  (tokenized once per distinct instruction), left padding (so suffix tokens sit at the same positions for
+  every row), `mm_token_type_ids` (3D M-RoPE positions), and state / action normalization with the dataset
+  statistics saved in the checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from vla.images import FastPatchifier
+from vla.normalize import Normalizer, StatsError
+
+STATE_KEY, ACTION_KEY = "observation.state", "action"
+
+
+def image_key(camera: str) -> str:
+    return f"observation.images.{camera}"
+
+
+@dataclass
+class RawObservation:
+    images: dict[str, torch.Tensor]  # camera -> [B, 3, H, W] float in [0, 1]
+    state: torch.Tensor  # [B, S]
+    instructions: list[str]
+    actions: torch.Tensor | None = None  # [B, H, A] (training)
+    action_is_pad: torch.Tensor | None = None  # [B, H] bool
+
+
+class VLAProcessor:
+    """Builds model inputs from raw observations; owns the normalizers (buffers saved with the checkpoint)."""
+
+    def __init__(
+        self, hf_processor, cameras: list[str], prompt: str, stats: dict, norm_modes: tuple[str, str]
+    ):
+        self.hf, self.cameras, self.prompt = hf_processor, list(cameras), prompt
+        self.tok = hf_processor.tokenizer
+        self.patchify = FastPatchifier(hf_processor.image_processor)
+        self.stats = stats
+        missing = [k for k in (STATE_KEY, ACTION_KEY) if k not in stats]
+        if missing:
+            raise StatsError(f"statistics are missing {missing}; have {sorted(stats)}")
+        self.state_norm = Normalizer(STATE_KEY, stats, norm_modes[0])
+        self.action_norm = Normalizer(ACTION_KEY, stats, norm_modes[1])
+        self._prompt_ids = lru_cache(maxsize=256)(self._build_prompt_ids)
+
+    # -- adapters -------------------------------------------------------------------------------------------
+    def raw_from_dataset(self, batch: dict) -> RawObservation:
+        for key in [image_key(c) for c in self.cameras] + [STATE_KEY]:
+            if key not in batch:
+                raise KeyError(f"dataset batch has no {key!r} (has {sorted(k for k in batch if '.' in k)})")
+        images = {c: batch[image_key(c)].float() for c in self.cameras}
+        tasks = batch["task"]
+        return RawObservation(
+            images, batch[STATE_KEY].float(), list(tasks), batch.get(ACTION_KEY), batch.get("action_is_pad")
+        )
+
+    def raw_from_env(self, obs: dict) -> RawObservation:
+        pixels = obs["pixels"]
+        missing = [c for c in self.cameras if c not in pixels]
+        if missing:
+            raise KeyError(
+                f"policy cameras {missing} are not in the env observation (it has {sorted(pixels)})"
+            )
+        images = {}
+        for c in self.cameras:
+            img = torch.as_tensor(np.asarray(pixels[c]))
+            img = img.unsqueeze(0) if img.ndim == 3 else img  # [B, H, W, 3]
+            images[c] = img.permute(0, 3, 1, 2).float() / 255.0  # [B, 3, H, W]
+        state = torch.as_tensor(np.asarray(obs["agent_pos"]), dtype=torch.float32)
+        state = state.unsqueeze(0) if state.ndim == 1 else state
+        instr = obs["instruction"]
+        instr = [instr] if isinstance(instr, str) else [str(s) for s in instr]
+        return RawObservation(images, state, instr)
+
+    # -- the one function -----------------------------------------------------------------------------------
+    def _build_prompt_ids(self, instruction: str, n_image_tokens: tuple[int, ...]) -> tuple[int, ...]:
+        content = [{"type": "image"} for _ in self.cameras]
+        content.append({"type": "text", "text": self.prompt.format(instruction=instruction)})
+        text = self.hf.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+        for n in n_image_tokens:
+            text = text.replace("<|image_pad|>", "<|placeholder|>" * n, 1)
+        text = text.replace("<|placeholder|>", "<|image_pad|>")
+        return tuple(self.tok(text, add_special_tokens=False)["input_ids"])
+
+    def __call__(self, raw: RawObservation) -> dict[str, torch.Tensor]:
+        b = raw.state.shape[0]
+        if len(raw.instructions) != b:
+            raise ValueError(f"{len(raw.instructions)} instructions for a batch of {b}")
+        pixel_values, grids, n_tokens = [], [], []
+        per_cam = []
+        for c in self.cameras:
+            pv, grid = self.patchify(raw.images[c])  # [B * N, P], [B, 3]
+            per_cam.append(pv.view(b, -1, pv.shape[-1]))
+            grids.append(grid)
+            n_tokens.append(int(grid[0].prod()) // self.patchify.merge**2)
+        # image order inside a row: cameras in order; rows in batch order
+        pixel_values = torch.cat(per_cam, dim=1).reshape(-1, per_cam[0].shape[-1])  # [B * cams * N, P]
+        image_grid_thw = torch.stack(grids, dim=1).reshape(-1, 3)  # [B * cams, 3]
+        rows = [self._prompt_ids(s, tuple(n_tokens)) for s in raw.instructions]
+        length = max(len(r) for r in rows)
+        pad = self.tok.pad_token_id
+        input_ids = torch.full((b, length), pad, dtype=torch.long)
+        attention_mask = torch.zeros((b, length), dtype=torch.long)
+        for i, r in enumerate(rows):  # left padding
+            input_ids[i, length - len(r) :] = torch.tensor(r)
+            attention_mask[i, length - len(r) :] = 1
+        mm = (input_ids == self.hf.image_token_id).long()
+        out = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "mm_token_type_ids": mm,
+            "pixel_values": pixel_values,
+            "image_grid_thw": image_grid_thw,
+            "state": self.state_norm(raw.state.float()),
+        }
+        if raw.actions is not None:
+            out["actions"] = self.action_norm(raw.actions.float())
+            is_pad = raw.action_is_pad
+            out["action_is_pad"] = (
+                is_pad if is_pad is not None else torch.zeros(raw.actions.shape[:2], dtype=torch.bool)
+            )
+        return out
