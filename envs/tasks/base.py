@@ -1,0 +1,213 @@
+"""The base Gymnasium env of every tabletop task.
+
+Design decisions:
+- A task is two functions over ground truth: `sample_episode(rng) -> Episode` (a `SceneSpec`, the instruction,
+  and the names/goal the instruction refers to) and `evaluate() -> (reward components, success)`. The base
+  class does everything else: building the `Scene` each reset, control, substepping, observations, safety
+  checks.
+- Randomness only from `self.np_random` (seeded by `reset(seed=...)`); rendering and physics are
+  deterministic, so the same seed gives identical observations.
+- Observation (a contract with the recorder and the policies): `{"pixels": {cam: uint8 (H, W, 3) for cam in
+  cameras}, "agent_pos": float32 (9,), "instruction": str}` ("pixels" is absent when `cameras=()`: headless
+  runs of the experts), `agent_pos` layout in `envs.robot.STATE_NAMES`. Action: float32 (4,) in [-1, 1]
+  (`envs.robot`); values outside are clipped, a wrong shape or a non-finite value raises ValueError.
+- `reward = sum(info["reward_components"].values())`; `info["is_success"]` is the task predicate at this step;
+  with `terminate_on_success` the episode ends on success. Time limits come from `TimeLimit` (registration).
+- An unstable simulation (non-finite qpos/qvel, |qvel| > 1e3, or a MuJoCo bad-qacc/qvel/qpos warning during
+  the step) ends the episode with `terminated=True` and `info["termination_reason"]`, instead of crashing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from envs.robot import ACTION_DIM, STATE_DIM, Robot, RobotConfig
+from envs.scene import DEFAULT_FRONT_EYE, DEFAULT_FRONT_TARGET, Scene, SceneSpec, jitter_camera
+from envs.tasks.config import TaskConfig
+from envs.tasks.language import CHARSET, MAX_INSTRUCTION_LENGTH
+
+PHYSICS_TIMESTEP = 0.002
+MAX_QVEL = 1e3
+STATE_BOUND = 10.0  # |agent_pos| entries are clipped to this (metres, m/s; real values stay well inside)
+_BAD_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQVEL,
+                 mujoco.mjtWarning.mjWARN_BADQPOS)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """What an episode is about (ground truth for rewards and scripted experts).
+
+    Attributes:
+        spec: the scene.
+        instruction: the language instruction.
+        target: name of the object the instruction is about (the one to touch / push / move / lift).
+        reference: name of the second object (anchor, receptacle, base), if any.
+        goal: a goal point in world coordinates (push / place / stack), if any.
+        relation: the relation used to name the target (a key of `language.RELATIONS`, or "color").
+        extra: task-specific details (e.g. the push direction).
+    """
+
+    spec: SceneSpec
+    instruction: str
+    target: str
+    reference: str | None = None
+    goal: tuple[float, float, float] | None = None
+    relation: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TaskEnv(gym.Env):
+    """Base tabletop task. Subclasses set `task_name` and implement `sample_episode` and `evaluate`."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
+    task_name: ClassVar[str] = ""
+    terminate_on_success: ClassVar[bool] = True
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        self.config = TaskConfig.from_kwargs(**kwargs)
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got "
+                             f"{render_mode!r}")
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": self.config.control_hz}
+        self.n_substeps = max(1, round(1.0 / (self.config.control_hz * PHYSICS_TIMESTEP)))
+        s = self.config.image_size
+        spaces: dict[str, gym.Space] = {}
+        if self.config.cameras:  # no cameras: headless (no "pixels" key, nothing rendered)
+            spaces["pixels"] = gym.spaces.Dict({
+                cam: gym.spaces.Box(0, 255, (s, s, 3), np.uint8) for cam in self.config.cameras
+            })
+        spaces["agent_pos"] = gym.spaces.Box(-STATE_BOUND, STATE_BOUND, (STATE_DIM,), np.float32)
+        spaces["instruction"] = gym.spaces.Text(max_length=MAX_INSTRUCTION_LENGTH, charset=CHARSET)
+        self.observation_space = gym.spaces.Dict(spaces)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+        self.robot_config = RobotConfig(max_step=self.config.max_step,
+                                        max_lag=max(0.05, 2 * self.config.max_step))
+        self.scene: Scene | None = None
+        self.robot: Robot | None = None
+        self.episode: Episode | None = None
+        self._frames: dict[str, np.ndarray] = {}
+
+    # -- to implement ----------------------------------------------------------------------------------------
+    def sample_episode(self, rng: np.random.Generator) -> Episode:
+        raise NotImplementedError
+
+    def evaluate(self) -> tuple[dict[str, float], bool]:
+        """Reward components (summed into the reward) and the success predicate at the current state."""
+        raise NotImplementedError
+
+    # -- helpers for subclasses ------------------------------------------------------------------------------
+    def front_camera(self, rng: np.random.Generator) -> tuple[tuple, tuple]:
+        """Front camera (eye, target) for a new episode: jittered with `camera_jitter` > 0."""
+        if self.config.camera_jitter > 0:
+            return jitter_camera(rng, self.config.camera_jitter)
+        return DEFAULT_FRONT_EYE, DEFAULT_FRONT_TARGET
+
+    def object_pos(self, name: str) -> np.ndarray:
+        assert self.scene is not None
+        return self.scene.object_pos(name)
+
+    def touching(self, name: str) -> tuple[bool, bool]:
+        """Whether the (left, right) finger pads touch object `name`."""
+        assert self.scene is not None and self.robot is not None
+        return self.robot.touching(self.scene.object_geoms[self.scene.object_index(name)])
+
+    # -- gym API -----------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        rng = self.np_random
+        self.episode = self.sample_episode(rng)
+        spec = dataclasses.replace(self.episode.spec, image_size=self.config.image_size)
+        self.scene = Scene(spec, with_robot=True, timestep=PHYSICS_TIMESTEP, recycle=self.scene)
+        self.robot = Robot(self.scene.model, self.scene.data, self.robot_config)
+        home = np.asarray(self.robot_config.home) + rng.uniform([-0.04, -0.03, -0.02], [0.04, 0.03, 0.02])
+        self.robot.reset(home)
+        mujoco.mj_forward(self.scene.model, self.scene.data)
+        components, success = self.evaluate()
+        return self._observation(), self._info(success, components)
+
+    def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
+        if self.scene is None or self.robot is None:
+            raise RuntimeError("call reset() before step()")
+        action = self._check_action(action)
+        model, data = self.scene.model, self.scene.data
+        warnings_before = sum(data.warning[w].number for w in _BAD_WARNINGS)
+        self.robot.apply_action(action)
+        for _ in range(self.n_substeps):
+            mujoco.mj_step(model, data)
+        reason = self._instability(warnings_before)
+        if reason is not None:
+            mujoco.mj_resetData(model, data)
+            mujoco.mj_forward(model, data)
+            info = self._info(False)
+            info["termination_reason"] = reason
+            info["reward_components"] = {}
+            return self._observation(), 0.0, True, False, info
+        mujoco.mj_forward(model, data)
+        components, success = self.evaluate()
+        info = self._info(success, components)
+        terminated = bool(success and self.terminate_on_success)
+        if terminated:
+            info["termination_reason"] = "success"
+        return self._observation(), float(sum(components.values())), terminated, False, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        if self.scene is None:
+            raise RuntimeError("call reset() before render()")
+        size = self.config.render_size or self.config.image_size
+        if size == self.config.image_size and "front" in self._frames:
+            return self._frames["front"].copy()
+        return self.scene.render_rgb("front", size, size)
+
+    def close(self) -> None:
+        if self.scene is not None:
+            self.scene.close()
+            self.scene = None
+        super().close()
+
+    # -- internals -------------------------------------------------------------------------------------------
+    def _check_action(self, action: Any) -> np.ndarray:
+        a = np.asarray(action, dtype=np.float32)
+        if a.shape != (ACTION_DIM,):
+            raise ValueError(f"action must have shape ({ACTION_DIM},), got shape {a.shape} ({action!r})")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action must be finite, got {a.tolist()!r}")
+        return np.clip(a, -1.0, 1.0)
+
+    def _instability(self, warnings_before: int) -> str | None:
+        data = self.scene.data  # type: ignore[union-attr]
+        if not (np.all(np.isfinite(data.qpos)) and np.all(np.isfinite(data.qvel))):
+            return "unstable_simulation: non-finite qpos/qvel"
+        if np.max(np.abs(data.qvel), initial=0.0) > MAX_QVEL:
+            return f"unstable_simulation: |qvel| {np.max(np.abs(data.qvel)):.3g} > {MAX_QVEL:g}"
+        warnings_after = sum(data.warning[w].number for w in _BAD_WARNINGS)
+        if warnings_after > warnings_before:
+            return "unstable_simulation: MuJoCo reported bad qacc/qvel/qpos and reset the state"
+        return None
+
+    def _observation(self) -> dict[str, Any]:
+        assert self.scene is not None and self.robot is not None and self.episode is not None
+        self._frames = {cam: self.scene.render_rgb(cam) for cam in self.config.cameras}
+        state = np.clip(np.nan_to_num(self.robot.state(), nan=0.0), -STATE_BOUND, STATE_BOUND)
+        obs: dict[str, Any] = {"pixels": dict(self._frames)} if self.config.cameras else {}
+        obs["agent_pos"] = state.astype(np.float32)
+        obs["instruction"] = self.episode.instruction
+        return obs
+
+    def _info(self, success: bool, components: dict[str, float] | None = None) -> dict[str, Any]:
+        assert self.episode is not None
+        return {"is_success": bool(success), "instruction": self.episode.instruction,
+                "reward_components": dict(components or {}), "task": self.task_name}
+
+
+def tanh_closeness(distance: float, scale: float = 10.0) -> float:
+    """1 at distance 0, falling towards 0: the usual dense shaping term."""
+    return float(1.0 - np.tanh(scale * distance))

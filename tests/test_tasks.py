@@ -1,0 +1,183 @@
+"""Task envs: Gymnasium contract, determinism, configs, instructions, bad input, instability handling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs.experts import make_expert
+from envs.hydra_utils import to_config
+from envs.robot import STATE_DIM
+from envs.scene import SceneSpec, object_spec
+from envs.tasks import TASKS
+from envs.tasks.config import EnvConfig, TaskConfig
+from envs.tasks.language import CHARSET, refer
+
+CONF_ENV = Path(__file__).resolve().parents[1] / "conf" / "env"
+SMALL = {"image_size": 32}
+
+
+@pytest.mark.parametrize("task_id", envs.TASK_IDS)
+def test_check_env(task_id):
+    env = envs.make(task_id, **SMALL, render_mode="rgb_array")
+    try:
+        check_env(env.unwrapped, skip_render_check=False)
+        obs, info = env.reset(seed=0)
+        assert set(obs) == {"pixels", "agent_pos", "instruction"}
+        assert set(obs["pixels"]) == {"front", "wrist"} and obs["pixels"]["front"].shape == (32, 32, 3)
+        assert obs["agent_pos"].shape == (STATE_DIM,) and obs["agent_pos"].dtype == np.float32
+        assert obs["instruction"] == info["instruction"] and set(obs["instruction"]) <= set(CHARSET)
+        _, reward, _, _, info = env.step(env.action_space.sample())
+        assert isinstance(info["is_success"], bool)
+        assert reward == pytest.approx(sum(info["reward_components"].values()))
+        assert env.render().shape == (32, 32, 3)
+        assert env.spec.max_episode_steps == TASKS[task_id].max_episode_steps
+    finally:
+        env.close()
+
+
+def _rollout(task_id: str, seed: int) -> list[dict]:
+    env = envs.make(task_id, **SMALL)
+    expert = make_expert(env)
+    obs, _ = env.reset(seed=seed)
+    out = [obs]
+    try:
+        while True:
+            obs, _, terminated, truncated, _ = env.step(expert.act(env))
+            out.append(obs)
+            if terminated or truncated:
+                return out
+    finally:
+        env.close()
+
+
+def _same(a: dict, b: dict) -> bool:
+    return (a["instruction"] == b["instruction"] and np.array_equal(a["agent_pos"], b["agent_pos"])
+            and all(np.array_equal(a["pixels"][k], b["pixels"][k]) for k in a["pixels"]))
+
+
+@pytest.mark.parametrize("task_id", ["svla/Lift-v0", "svla/Push-v0"])
+def test_same_seed_same_episode(task_id):
+    a, b = _rollout(task_id, 7), _rollout(task_id, 7)
+    assert len(a) == len(b) > 5
+    assert all(_same(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_different_seeds_differ():
+    env = envs.make("svla/PickPlace-v0", **SMALL)
+    obs = [env.reset(seed=s)[0] for s in range(4)]
+    env.close()
+    assert not any(_same(obs[0], o) for o in obs[1:])
+    assert len({o["instruction"] for o in obs}) > 1
+
+
+def test_unknown_id_lists_valid_ids():
+    with pytest.raises(ValueError, match="svla/Reach-v0") as err:
+        envs.make("svla/Teleport-v0")
+    assert all(t in str(err.value) for t in envs.TASK_IDS)
+    with pytest.raises(ValueError, match="'teleport'"):
+        envs.task_id_for("teleport")
+
+
+def test_bad_options_and_actions():
+    with pytest.raises(ValueError, match="'colour'"):
+        envs.make("svla/Lift-v0", colour="red")
+    with pytest.raises(ValueError, match="'top'"):
+        TaskConfig(cameras=("front", "top"))
+    with pytest.raises(ValueError, match="0.5"):
+        TaskConfig(control_hz=0.5)
+    env = envs.make("svla/Lift-v0", **SMALL)
+    env.reset(seed=0)
+    try:
+        with pytest.raises(ValueError, match=r"shape \(3,\)"):
+            env.step(np.zeros(3, np.float32))
+        with pytest.raises(ValueError, match="nan"):
+            env.step(np.array([0, np.nan, 0, 0], np.float32))
+        _, _, terminated, _, _ = env.step(np.array([5.0, 0, 0, 0], np.float32))  # clipped, not an error
+        assert not terminated
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("bad", [np.nan, 1e10])
+def test_instability_ends_episode_with_reason(bad, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo appends its warning to ./MUJOCO_LOG.TXT
+    env = envs.make("svla/Stack-v0", **SMALL)
+    env.reset(seed=0)
+    try:
+        env.unwrapped.scene.data.qvel[:] = bad
+        obs, reward, terminated, truncated, info = env.step(np.zeros(4, np.float32))
+        assert terminated and not truncated and reward == 0.0
+        assert info["termination_reason"].startswith("unstable_simulation")
+        assert env.observation_space.contains(obs)
+    finally:
+        env.close()
+
+
+OUR_YAMLS = sorted(p for p in CONF_ENV.glob("*.yaml") if not p.stem.startswith("metaworld"))
+
+
+@pytest.mark.parametrize("path", OUR_YAMLS, ids=[p.stem for p in OUR_YAMLS])
+def test_env_yaml_mirrors_config(path):
+    from omegaconf import OmegaConf
+
+    cfg = to_config(OmegaConf.load(path), EnvConfig)
+    assert cfg.id in envs.TASK_IDS and TASKS[cfg.id].name == path.stem
+    assert cfg.max_episode_steps == TASKS[cfg.id].max_episode_steps
+    env = cfg.make()
+    assert env.spec.max_episode_steps == cfg.max_episode_steps
+    env.close()
+
+
+def test_every_task_has_a_yaml():
+    assert {e.name for e in TASKS.values()} <= {p.stem for p in CONF_ENV.glob("*.yaml")}
+
+
+def test_env_config_validation_quotes_values():
+    with pytest.raises(ValueError, match="'gym/CartPole-v1'"):
+        EnvConfig(id="gym/CartPole-v1")
+    with pytest.raises(ValueError, match="'image_size'"):
+        EnvConfig(kwargs={"image_size": 64})
+    kw = EnvConfig(id="svla/Reach-v0", image_size=64, kwargs={"max_step": 0.02}).make_kwargs()
+    assert kw["image_size"] == 64 and kw["max_step"] == 0.02 and kw["max_episode_steps"] == 60
+
+
+def test_relations_pick_one_object_or_none():
+    rng = np.random.default_rng(0)
+    cubes = (object_spec("cube", "red", "small", (-0.15, 0.0)),
+             object_spec("cube", "green", "large", (0.1, 0.0)),
+             object_spec("cube", "blue", "small", (0.12, 0.15)))
+    ball = object_spec("sphere", "yellow", "medium", (0.13, -0.12))
+    spec = SceneSpec(objects=(*cubes, ball))
+    assert refer("leftmost", cubes, spec, rng).name == "red_cube"
+    assert refer("leftmost", cubes, spec, rng).phrase == "the leftmost cube"
+    assert refer("rightmost", cubes, spec, rng) is None  # 0.10 vs 0.12: too close to call
+    assert refer("larger", cubes, spec, rng).name == "green_cube"
+    assert refer("smaller", cubes, spec, rng) is None  # two small cubes: ambiguous
+    near = refer("closest_to_anchor", cubes, spec, rng)
+    assert near.name == "green_cube" and near.phrase == "the cube closest to the yellow ball"
+    assert refer("farthest_from_camera", cubes, spec, rng).name == "blue_cube"
+    assert refer("closest_to_camera", cubes, spec, rng) is None  # red and green are about equally far
+    with pytest.raises(ValueError, match="'between'"):
+        refer("between", cubes, spec, rng)
+
+
+def test_camera_jitter_moves_the_front_camera():
+    env = envs.make("svla/Reach-v0", image_size=32, camera_jitter=0.03)
+    env.reset(seed=0)
+    eye0 = env.unwrapped.episode.spec.front_eye
+    env.reset(seed=1)
+    assert env.unwrapped.episode.spec.front_eye != eye0
+    env.close()
+
+
+def test_headless_env_has_no_pixels():
+    env = gym.make("svla/Lift-v0", cameras=())
+    obs, _ = env.reset(seed=0)
+    assert "pixels" not in obs and env.observation_space.contains(obs)
+    env.close()
