@@ -21,7 +21,8 @@ from spatial_backbone.smoke import synthetic_image
 def _inputs(processor, n_text_tokens: int):
     """One 112x112 image and exactly `n_text_tokens` text tokens after the vision block."""
     prompt = processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "x"}]}], add_generation_prompt=True
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "x"}]}],
+        add_generation_prompt=True,
     )
     inputs = processor(images=[synthetic_image(112)], text=[prompt], return_tensors="pt")
     ids = inputs["input_ids"]
@@ -30,7 +31,9 @@ def _inputs(processor, n_text_tokens: int):
         filler = torch.full((1, extra), processor.tokenizer.convert_tokens_to_ids("Ġthe"), dtype=ids.dtype)
         inputs["input_ids"] = torch.cat([ids, filler], dim=1)
         inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
-        inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(filler)], dim=1)
+        inputs["mm_token_type_ids"] = torch.cat(
+            [inputs["mm_token_type_ids"], torch.zeros_like(filler)], dim=1
+        )
     return inputs
 
 
@@ -61,7 +64,9 @@ def bench(name: str, reps: int, new_tokens: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--new-tokens", type=int, default=32)
     args = parser.parse_args()
@@ -72,8 +77,10 @@ def main() -> None:
         print(f"{name:<10}{r['params_M']:>12.2f}{r['fwd_bwd_ms']:>15.1f}{r['gen_tok_s']:>15.1f}")
     if {"tiny_1m", "tiny_5m"} <= rows.keys():
         a, b = rows["tiny_1m"], rows["tiny_5m"]
-        print(f"ratio tiny_5m/tiny_1m: fwd+bwd time x{b['fwd_bwd_ms'] / a['fwd_bwd_ms']:.2f}, "
-              f"generation speed x{b['gen_tok_s'] / a['gen_tok_s']:.2f}")
+        print(
+            f"ratio tiny_5m/tiny_1m: fwd+bwd time x{b['fwd_bwd_ms'] / a['fwd_bwd_ms']:.2f}, "
+            f"generation speed x{b['gen_tok_s'] / a['gen_tok_s']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -604,6 +604,7 @@ class Scene:
         seg = self._render(camera, "segmentation", (width, height))
         ids, types = seg[..., 0], seg[..., 1]
         out = np.full(ids.shape, -1, dtype=np.int32)
-        is_geom = (types == mujoco.mjtObj.mjOBJ_GEOM) & (ids >= 0)
+        # compare with a plain int: against the pybind enum numpy loops in Python (~20 ms per 112 px image)
+        is_geom = (types == int(mujoco.mjtObj.mjOBJ_GEOM)) & (ids >= 0)
         out[is_geom] = self.geom_to_object[ids[is_geom]]
         return out

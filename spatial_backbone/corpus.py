@@ -15,7 +15,15 @@ import json
 import random
 from collections.abc import Iterator
 
-CORPUS_VERSION = 1
+from spatial_backbone.data.templates import (
+    SPATIALTHINKER_SYSTEM_PROMPT,
+    SSRL_SYSTEM_PROMPT,
+    corpus_questions,
+    corpus_words,
+)
+
+# 2: the spatial data's question templates, answer vocabularies and SpatialThinker / SSRL system prompts.
+CORPUS_VERSION = 2
 
 COLORS = [
     "red",
@@ -115,6 +123,8 @@ SYSTEM_PROMPTS = [
     "provide the user with the answer. The reasoning process is enclosed within <think> </think> tags, i.e. "
     "<think> reasoning process here </think> answer here.",
     "You are a robot. Follow the instruction and output the next actions.",
+    SPATIALTHINKER_SYSTEM_PROMPT,
+    SSRL_SYSTEM_PROMPT,
 ]
 ANSWER_WORDS = [
     "yes",
@@ -186,9 +196,11 @@ def corpus_lines(n_random: int = 3000, seed: int = 0) -> Iterator[str]:
     yield from SYSTEM_PROMPTS
     yield "Picture 1: Picture 2: Video 1: Image 1: Image 2: Frame 1: Frame 2:"
     yield " ".join(COLORS + SHAPES + SIZES + RELATIONS + VERBS + ANSWER_WORDS)
+    yield " ".join(corpus_words())
     yield from (f"the {c} {s}" for c, s in itertools.product(COLORS, SHAPES))
     yield " ".join(str(i) for i in range(256))
     rng = random.Random(seed)
+    data_questions = corpus_questions()
     for _ in range(n_random):
         fields = {
             "a": _objects(rng),
@@ -198,6 +210,8 @@ def corpus_lines(n_random: int = 3000, seed: int = 0) -> Iterator[str]:
             "shape": rng.choice(SHAPES),
             "size": rng.choice(SIZES),
             "verb": rng.choice(VERBS),
+            "unit": rng.choice(["meters", "centimeters"]),
+            "options": f"A. {_objects(rng)}\nB. {_objects(rng)}",
         }
-        yield rng.choice(QUESTIONS + INSTRUCTIONS).format(**fields)
+        yield rng.choice(QUESTIONS + INSTRUCTIONS + data_questions).format(**fields)
         yield _answer(rng)

@@ -117,7 +117,7 @@ def tiny_model_config(preset: TinyPreset, tokenizer) -> Qwen2_5_VLConfig:
         patch_size=PATCH_SIZE,
         spatial_merge_size=MERGE_SIZE,
         temporal_patch_size=2,
-        window_size=PATCH_SIZE * MERGE_SIZE * 2,
+        window_size=PATCH_SIZE * MERGE_SIZE * 4,  # 112 px: one window per 112 px image
         fullatt_block_indexes=list(preset.fullatt_block_indexes),
         tokens_per_second=2,
     )

@@ -1,8 +1,9 @@
 """Tiny Qwen2.5-VL presets: the real `Qwen2_5_VLForConditionalGeneration` at toy sizes, random init.
 
 The sizes follow the verified tiny configuration in DESIGN.md section 6: M-RoPE sections sum to head_dim / 2,
-patch 14, spatial merge 2 (a 112x112 image -> 16 visual tokens), temporal patch 2, window 56 px with the last
-vision block on full attention. `tiny_1m` (~1M parameters) is the embedded default; `tiny_5m` (~5M) is the
+patch 14, spatial merge 2 (a 112x112 image -> 16 visual tokens), temporal patch 2, window 112 px (one window
+per 112 px image: the CPU attention path loops over windows) with the last vision block on full attention.
+`tiny_1m` (~1M parameters) is the embedded default; `tiny_5m` (~5M) is the
 next size up. Presets live in a registry: add one with `register_preset`.
 """
 
