@@ -21,6 +21,7 @@ def register_all() -> None:
     for task_id, entry in TASKS.items():
         if task_id not in gym.registry:
             gym.register(id=task_id, entry_point=entry.entry_point, max_episode_steps=entry.max_episode_steps)
+    import envs.metaworld_env  # noqa: F401  registers metaworld/<task> ids (string entry points; cheap)
 
 
 def make(task_id: str, **kwargs: Any) -> gym.Env:

@@ -3,26 +3,38 @@ errors."""
 
 import pytest
 
-from envs.hydra_utils import CONF_DIR, ConfigError, compose, to_config
+from envs.hydra_utils import CONF_DIR, ConfigError, compose, to_config, to_yaml
+from envs.record import RecordConfig
 from spatial_backbone.cli import BuildBackboneConfig
 from spatial_backbone.config import BackboneConfig
+from spatial_backbone.data.config import SpatialDataConfig
+from spatial_backbone.evaluation.cli import SpatialEvalConfig
+from spatial_backbone.rl.config import RLConfig
+from vla.evaluate import EvalConfig
+from vla.train_config import TrainConfig
 
 # primary config name -> typed schema. Every *.yaml at the top of conf/ must be listed here.
-APPS = {"build_backbone": BuildBackboneConfig}
+APPS = {
+    "build_backbone": BuildBackboneConfig,
+    "spatial_data": SpatialDataConfig,
+    "spatial_eval": SpatialEvalConfig,
+    "record": RecordConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "rl": RLConfig,
+}
 # group options that each app is composed with (every option file of every group it uses).
-GROUPS = {"build_backbone": ["backbone"]}
-
-
-def _register_optional_apps():
-    try:
-        from envs.record_cli import RecordConfig  # noqa: F401  (added by the envs issue)
-    except ImportError:
-        return
-    APPS.setdefault("record", RecordConfig)
-    GROUPS.setdefault("record", ["env"])
-
-
-_register_optional_apps()
+GROUPS = {
+    "build_backbone": ["backbone"],
+    "spatial_data": [],
+    "spatial_eval": ["backbone"],
+    "record": ["env"],
+    "train": ["backbone", "head"],
+    "eval": ["env"],
+    "rl": ["backbone"],
+}
+# values a config needs before it composes (required keys that have no default)
+REQUIRED = {"eval": ["checkpoint=/path/to/checkpoint"]}
 
 
 def test_every_primary_config_is_covered():
@@ -32,10 +44,10 @@ def test_every_primary_config_is_covered():
 @pytest.mark.parametrize("app", sorted(APPS))
 def test_primary_config_composes_with_every_group_option(app):
     schema = APPS[app]
-    assert isinstance(compose(app, schema=schema), schema)
+    assert isinstance(compose(app, REQUIRED.get(app, []), schema=schema), schema)
     for group in GROUPS[app]:
         for option in sorted((CONF_DIR / group).glob("*.yaml")):
-            overrides = [f"{group}={option.stem}"]
+            overrides = [f"{group}={option.stem}", *REQUIRED.get(app, [])]
             if option.stem == "pretrained":
                 overrides.append("backbone.name_or_path=/models/Qwen2.5-VL-3B-Instruct")
             assert isinstance(compose(app, overrides, schema=schema), schema)
@@ -44,7 +56,9 @@ def test_primary_config_composes_with_every_group_option(app):
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF_DIR / "debug").glob("*.yaml")))
 def test_debug_presets_compose_for_their_app(preset):
     app = next(a for a in sorted(APPS, key=len, reverse=True) if preset.startswith(a.replace("build_", "")))
-    compose(app, [f"debug={preset}"], schema=APPS[app])
+    base = compose(app, REQUIRED.get(app, []), schema=APPS[app])
+    fast = compose(app, [f"debug={preset}", *REQUIRED.get(app, [])], schema=APPS[app])
+    assert to_yaml(fast) != to_yaml(base), f"debug={preset} changes nothing (is it listed after _self_?)"
 
 
 def test_yaml_mirrors_the_dataclass_defaults():

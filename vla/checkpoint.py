@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from envs.hydra_utils import to_config, to_yaml
 from spatial_backbone.config import BackboneConfig
 from vla.config import PolicyConfig
-from vla.policy import SpatialVLAPolicy
+from vla.policy import SpatialVLAPolicy, base_state_dict
 
 REQUIRED = ("backbone/config.json", "head.safetensors", "policy.yaml", "stats.json", "features.json")
 
@@ -64,12 +64,12 @@ def policy_features(policy: SpatialVLAPolicy) -> dict:
 
 
 def _write_policy(policy: SpatialVLAPolicy, path: Path) -> None:
-    policy.backbone.save_pretrained(path / "backbone", safe_serialization=True)
+    policy.backbone.save_pretrained(path / "backbone", state_dict=base_state_dict(policy.backbone))
     policy.processor.hf.save_pretrained(path / "backbone")
     head_state = {
         k: v.detach().contiguous().cpu()
         for k, v in policy.state_dict().items()
-        if not k.startswith("backbone.")
+        if not k.startswith("backbone.") or "lora_" in k
     }
     save_file(head_state, str(path / "head.safetensors"))
     (path / "policy.yaml").write_text(to_yaml(policy.cfg))
@@ -78,10 +78,17 @@ def _write_policy(policy: SpatialVLAPolicy, path: Path) -> None:
 
 
 def save_policy(
-    policy: SpatialVLAPolicy, out_dir: str | os.PathLike, training_state: dict | None = None
+    policy: SpatialVLAPolicy,
+    out_dir: str | os.PathLike,
+    training_state: dict | None = None,
+    extra_files: dict[str, str] | None = None,
 ) -> Path:
+    """Write a policy checkpoint atomically; `extra_files` (name -> text) are written beside it."""
+
     def write(tmp: Path):
         _write_policy(policy, tmp)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
         if training_state is not None:
             torch.save(training_state, tmp / "training_state.pt")
 
@@ -104,7 +111,7 @@ def load_policy(ckpt_dir: str | os.PathLike, device: str = "auto") -> SpatialVLA
     policy = SpatialVLAPolicy(cfg, stats)
     state = load_file(str(path / "head.safetensors"))
     missing_keys, unexpected = policy.load_state_dict(state, strict=False)
-    missing_keys = [k for k in missing_keys if not k.startswith("backbone.")]
+    missing_keys = [k for k in missing_keys if not k.startswith("backbone.") or "lora_" in k]
     if missing_keys or unexpected:
         raise CheckpointError(
             f"{path}/head.safetensors does not match the policy: missing {missing_keys}, "
@@ -128,3 +135,4 @@ def check_features(ckpt: dict, other: dict, other_name: str) -> None:
             problems.append(f"{key} {ckpt[key]} vs {other_name} {key} {other[key]}")
     if problems:
         raise CheckpointError(f"checkpoint features do not match the {other_name}: " + "; ".join(problems))
+

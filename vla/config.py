@@ -26,6 +26,18 @@ class HeadConfig:
 
 
 @dataclass
+class LoraConfig:
+    """LoRA adapters (PEFT) on the language model's projections. Part of the policy: a checkpoint re-applies
+    them on load (base weights in backbone/, adapter weights in head.safetensors)."""
+
+    enabled: bool = False
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
 class PolicyConfig:
     """chunk_size: actions predicted per call (H).
     n_action_steps: actions executed before re-planning (k <= H).
@@ -34,6 +46,7 @@ class PolicyConfig:
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
     chunk_size: int = 8
     n_action_steps: int = 8
     cameras: list[str] = field(default_factory=lambda: ["front", "wrist"])

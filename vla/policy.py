@@ -26,12 +26,28 @@ from vla.normalize import feature_dim
 from vla.processor import ACTION_KEY, STATE_KEY, VLAProcessor
 
 
+def inject_lora(model, cfg) -> None:
+    """LoRA adapters (PEFT `inject_adapter_in_model`) on the language model's `cfg.target_modules`."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    lcfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules)
+    model.model.language_model = inject_adapter_in_model(lcfg, model.model.language_model)
+
+
+def base_state_dict(model) -> dict:
+    """The backbone's weights under their original names: LoRA `base_layer`s unwrapped, adapter weights left
+    out (they are saved with the head), so `from_pretrained` loads the result."""
+    return {k.replace(".base_layer.", "."): v for k, v in model.state_dict().items() if "lora_" not in k}
+
+
 class SpatialVLAPolicy(nn.Module):
     def __init__(self, cfg: PolicyConfig, stats: dict, backbone=None):
         super().__init__()
         self.cfg = cfg
         model, hf_processor = backbone if backbone is not None else build_backbone(cfg.backbone)
         self.backbone = model
+        if cfg.lora.enabled:
+            inject_lora(model, cfg.lora)
         text_cfg = model.config.text_config
         self.layers = select_layers(cfg.head.hidden_layers, text_cfg.num_hidden_layers)
         dims = HeadDims(

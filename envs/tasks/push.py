@@ -38,6 +38,13 @@ def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(p - (a + t * ab)))
 
 
+def pushed_past(cube_xy: np.ndarray, anchor_xy: np.ndarray, anchor_fp: float, u: np.ndarray) -> bool:
+    """Is the cube on side `u` of the anchor (past its footprint) and within the lateral tolerance?"""
+    rel = cube_xy - anchor_xy
+    along, lateral = float(rel @ u), float(abs(rel @ np.array([-u[1], u[0]])))
+    return along >= anchor_fp + 0.005 and lateral <= LATERAL_TOLERANCE
+
+
 def push_geometry(target_fp: float, anchor_xy: np.ndarray, anchor_fp: float, direction: np.ndarray
                   ) -> np.ndarray:
     """The goal point (xy) of the cube's centre."""
@@ -73,6 +80,9 @@ class PushEnv(TaskEnv):
         goal = push_geometry(target.footprint, np.asarray(anchor.pos[:2]), anchor.footprint, u)
         if not self._feasible(spec, target, goal):
             return None
+        if pushed_past(np.asarray(target.pos[:2]), np.asarray(anchor.pos[:2]), anchor.footprint, u):
+            return None  # already done at reset: nothing to learn, and 1-frame episodes
+
         text = instruction("push", rng, target=ref.phrase, direction=phrase, anchor=color_phrase(anchor))
         return Episode(spec=spec, instruction=text, target=target.name, reference=anchor.name,
                        goal=(float(goal[0]), float(goal[1]), target.pos[2]), relation=relation,
@@ -103,10 +113,8 @@ class PushEnv(TaskEnv):
         anchor = ep.spec.object(ep.reference)
         target = ep.spec.object(ep.target)
         u = np.asarray(DIRECTIONS[ep.extra["direction"]][1])
-        rel = pos[:2] - self.object_pos(anchor.name)[:2]
-        along, lateral = float(rel @ u), float(abs(rel @ np.array([-u[1], u[0]])))
         on_table = abs(float(pos[2]) - target.pos[2]) < 0.01
-        success = along >= anchor.footprint + 0.005 and lateral <= LATERAL_TOLERANCE and on_table
+        success = on_table and pushed_past(pos[:2], self.object_pos(anchor.name)[:2], anchor.footprint, u)
         goal = np.asarray(ep.goal[:2])
         to_goal = goal - pos[:2]
         u_push = to_goal / max(float(np.linalg.norm(to_goal)), 1e-6)

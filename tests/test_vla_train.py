@@ -1,0 +1,269 @@
+"""svla-train and svla-eval on a small recorded dataset: resume after kill -9, NaN stop, two processes,
+train/eval parity of model inputs, rollouts with a manifest, and clear errors for bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from envs.hydra_utils import compose
+from envs.record import RecordConfig, load_recording_info, record
+from vla.checkpoint import CheckpointError, load_policy
+from vla.data import DatasetError, open_dataset
+from vla.evaluate import EvalConfig, evaluate
+from vla.stats import wilson_interval
+from vla.train import NonFiniteLossError, train
+from vla.train_config import DatasetConfig, TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+IMG = 64  # -> 56x56 after the Qwen resize rule: 4 visual tokens per camera, fast
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ds") / "lift"
+    cfg = compose(
+        "record",
+        [
+            "env=lift",
+            "episodes=3",
+            "num_envs=1",
+            f"root={root}",
+            "repo_id=local/lift",
+            f"env.image_size={IMG}",
+            "progress=false",
+        ],
+        schema=RecordConfig,
+    )
+    record(cfg)
+    return root
+
+
+def _train_overrides(dataset, out, *extra):
+    return [
+        f"dataset.root={dataset}",
+        "dataset.repo_id=local/lift",
+        f"output_dir={out}",
+        "progress=false",
+        "batch_size=4",
+        "log_every=1",
+        "optim.warmup_steps=2",
+        "backbone.image_size=56",
+        *extra,
+    ]
+
+
+def _train_cfg(dataset, out, *extra) -> TrainConfig:
+    return compose("train", _train_overrides(dataset, out, *extra), schema=TrainConfig)
+
+
+def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(ckpt / "head.safetensors")) | load_file(str(ckpt / "backbone" / "model.safetensors"))
+
+
+def test_resume_after_kill_9_ends_with_the_same_weights(dataset, tmp_path):
+    steps = ["steps=24", "save_every=4"]
+    full = train(_train_cfg(dataset, tmp_path / "full", *steps))
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "vla.train_cli", *_train_overrides(dataset, out, *steps)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = out / "checkpoints" / "last"
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = int(marker.read_text().split("_")[1])
+    assert killed_at < 24, "the run finished before it could be killed; the test proves nothing"
+    resumed = train(_train_cfg(dataset, out, *steps, "resume=true"))
+    assert resumed["steps"] == 24
+    a, b = _weights(Path(full["checkpoint"])), _weights(Path(resumed["checkpoint"]))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(dataset, tmp_path):
+    cfg = _train_cfg(
+        dataset,
+        tmp_path / "nan",
+        "steps=6",
+        "save_every=1",
+        "optim.lr_head=1e30",
+        "optim.lr_language=1e30",
+        "optim.lr_vision=1e30",
+        "optim.grad_clip=0",
+        "optim.warmup_steps=0",
+    )
+    with pytest.raises(NonFiniteLossError, match="Last good checkpoint: .*step_"):
+        train(cfg)
+    last = (tmp_path / "nan" / "checkpoints" / "last").read_text().strip()
+    policy = load_policy(tmp_path / "nan" / "checkpoints" / last)
+    assert all(torch.isfinite(p).all() for p in policy.parameters())
+
+
+def test_two_process_training(dataset, tmp_path):
+    accelerate = Path(sys.executable).parent / "accelerate"
+    cmd = [
+        str(accelerate),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "vla.train_cli",
+        *_train_overrides(dataset, tmp_path / "ddp", "steps=3", "save_every=3"),
+    ]
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "processes: 2" in res.stdout
+    assert (tmp_path / "ddp" / "checkpoints" / "step_0000003" / "head.safetensors").is_file()
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(DatasetError, match="svla-record"):
+        open_dataset(DatasetConfig(repo_id="local/x", root=str(tmp_path / "nope")), chunk=8)
+
+
+def test_dataset_frames_and_live_replay_give_the_same_model_inputs(dataset, tmp_path):
+    """Parity: inputs built from recorded frames equal inputs built from replaying the same seed live."""
+    import envs
+    from vla.policy import SpatialVLAPolicy
+
+    ds = open_dataset(DatasetConfig(repo_id="local/lift", root=str(dataset)), chunk=8)
+    from vla.normalize import select_stats
+
+    policy = SpatialVLAPolicy(
+        _train_cfg(dataset, tmp_path).policy, select_stats(ds.meta.stats, ("observation.state", "action"))
+    )
+    proc = policy.processor
+    seed = load_recording_info(dataset)["seeds"][0]
+    ep_len = int(ds.meta.episodes["length"][0])
+    env = envs.make("svla/Lift-v0", image_size=IMG)
+    obs, _ = env.reset(seed=seed)
+    worst = 0.0
+    for t in range(ep_len):
+        item = ds[t]
+        batch = {k: (v.unsqueeze(0) if torch.is_tensor(v) else [v]) for k, v in item.items()}
+        a = proc(proc.raw_from_dataset(batch))
+        b = proc(proc.raw_from_env(obs))
+        assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(
+            a["mm_token_type_ids"], b["mm_token_type_ids"]
+        )
+        torch.testing.assert_close(a["state"], b["state"], rtol=0, atol=1e-5)
+        # pixel_values are CLIP-normalized: 1/255 of a pixel is ~0.015; AV1 codec error is a few pixel levels
+        worst = max(worst, float((a["pixel_values"] - b["pixel_values"]).abs().mean()))
+        obs, *_ = env.step(item["action"][0].numpy())  # the recorded action at step t
+    env.close()
+    assert worst < 0.1, f"mean |pixel_values| difference {worst:.3f} exceeds codec tolerance"
+
+
+def test_eval_writes_results_manifest_and_videos(dataset, tmp_path):
+    run = train(_train_cfg(dataset, tmp_path / "tr", "steps=2", "save_every=2"))
+    cfg = compose(
+        "eval",
+        [
+            f"checkpoint={run['checkpoint']}",
+            "episodes=3",
+            "num_envs=2",
+            "videos=1",
+            f"output_dir={tmp_path / 'ev'}",
+            f"env.image_size={IMG}",
+            "progress=false",
+        ],
+        schema=EvalConfig,
+    )
+    r = evaluate(cfg)
+    saved = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert saved["episodes"] == 3 and len(saved["records"]) == 3
+    assert saved["success_rate"] == sum(x["success"] for x in saved["records"]) / 3
+    lo, hi = saved["wilson95"]
+    assert 0 <= lo <= saved["success_rate"] <= hi <= 1
+    m = saved["manifest"]
+    assert m["seeds"] == [100000, 100001, 100002] and m["episodes_per_task"] == 3
+    assert len(m["checkpoint_sha256"]) == 64 and m["dataset"] == str(dataset.resolve())
+    assert "commit" in m["git"] and m["versions"]["torch"]
+    assert len(r["videos"]) == 1 and Path(r["videos"][0]).stat().st_size > 1000
+    import av
+
+    with av.open(r["videos"][0]) as c:
+        assert sum(1 for _ in c.decode(video=0)) == saved["records"][0]["length"] + 1
+    # evaluation seeds must be disjoint from the recording seeds
+    with pytest.raises(ValueError, match="overlap the recording seeds"):
+        evaluate(
+            compose(
+                "eval",
+                [
+                    f"checkpoint={run['checkpoint']}",
+                    "seed=0",
+                    "episodes=2",
+                    f"env.image_size={IMG}",
+                    "progress=false",
+                ],
+                schema=EvalConfig,
+            )
+        )
+    # a checkpoint whose cameras don't match the env names both sides
+    with pytest.raises(
+        CheckpointError, match=r"cameras \['front', 'wrist'\] vs env svla/Lift-v0 cameras \['front'\]"
+    ):
+        evaluate(
+            compose(
+                "eval",
+                [
+                    f"checkpoint={run['checkpoint']}",
+                    "episodes=1",
+                    "num_envs=1",
+                    "env.cameras=[front]",
+                    f"env.image_size={IMG}",
+                    "progress=false",
+                ],
+                schema=EvalConfig,
+            )
+        )
+
+
+def test_wilson_interval_known_values():
+    lo, hi = wilson_interval(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0 and hi == pytest.approx(0.2775, abs=1e-4)
+    assert wilson_interval(50, 50)[1] == 1.0 and np.isclose(wilson_interval(50, 50)[0], 0.9287, atol=1e-4)
+
+
+def test_lora_trains_only_adapters_and_survives_a_checkpoint(dataset, tmp_path):
+    run = train(_train_cfg(dataset, tmp_path / "lora", "steps=3", "save_every=3", "policy.lora.enabled=true",
+                           "policy.lora.r=4"))
+    ckpt = Path(run["checkpoint"])
+    head = load_file(str(ckpt / "head.safetensors"))
+    assert any("lora_B" in k for k in head) and any(v.abs().sum() > 0 for k, v in head.items() if "lora_B" in k)
+    base = load_file(str(ckpt / "backbone" / "model.safetensors"))
+    assert not any("lora_" in k or "base_layer" in k for k in base)  # loads with plain from_pretrained
+    from spatial_backbone.config import BackboneConfig
+    from spatial_backbone.factory import build_backbone
+
+    untouched, _ = build_backbone(BackboneConfig(image_size=56))
+    saved, _ = build_backbone(BackboneConfig(name_or_path=str(ckpt / "backbone"), image_size=56))
+    q = "model.language_model.layers.0.self_attn.q_proj.weight"
+    torch.testing.assert_close(saved.state_dict()[q], untouched.state_dict()[q])  # base weights frozen
+    policy = load_policy(ckpt).eval()
+    assert sum("lora_" in n for n, _ in policy.named_parameters()) > 0
+
+
+def test_policy_cameras_missing_from_the_dataset_is_a_clear_error(dataset, tmp_path):
+    with pytest.raises(DatasetError, match=r"policy.cameras=\['top'\]"):
+        train(_train_cfg(dataset, tmp_path / "cams", "steps=1", "policy.cameras=[top]"))

@@ -1,0 +1,248 @@
+"""`svla-train` library: train a SpatialVLA policy on a LeRobot dataset with accelerate (CleanRL-style loop).
+
+Decisions:
+- accelerate owns devices and processes (CPU: `Accelerator(cpu=True)`; two CPU processes via `accelerate
+  launch --multi_gpu --num_processes 2 ...`, DESIGN.md section 6); bf16 mixed precision on GPU.
+- Per-module learning rates (vision tower, language model, head), AdamW, linear warmup + cosine decay
+  (transformers' scheduler), gradient clipping and accumulation; freeze vision / language / backbone, or LoRA.
+- Checkpoints every `save_every` steps and at the end: policy (safetensors) + optimizer, scheduler, RNG states
+  and step, written atomically; `<output_dir>/checkpoints/last` names the newest. `resume=true` continues from
+  it with the same batch order (see `vla.data.batch_indices`), so a resumed run ends where an uninterrupted
+  one would.
+- A non-finite loss stops the run before the optimizer step, naming the step and the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from envs.hydra_utils import to_yaml
+from spatial_backbone.device import apply_runtime, resolve_runtime
+from vla.checkpoint import check_features, load_policy, read_features, save_policy
+from vla.data import DatasetError, batch_indices, dataset_features, open_dataset
+from vla.normalize import select_stats
+from vla.policy import SpatialVLAPolicy
+from vla.processor import ACTION_KEY, STATE_KEY
+from vla.train_config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def apply_freeze(policy: SpatialVLAPolicy, freeze: str) -> None:
+    bb = policy.backbone.model
+    parts = {
+        "vision": [bb.visual],
+        "language": [bb.language_model],
+        "backbone": [policy.backbone],
+        "none": [],
+    }[freeze]
+    for module in parts:
+        module.requires_grad_(False)
+
+
+def train_only_lora(policy: SpatialVLAPolicy) -> None:
+    """With LoRA, the backbone's own weights stay fixed; its adapters and the head train."""
+    for name, p in policy.backbone.named_parameters():
+        p.requires_grad_("lora_" in name)
+
+
+def param_groups(policy: SpatialVLAPolicy, cfg: TrainConfig) -> list[dict]:
+    groups = {"vision": [], "language": [], "head": []}
+    for name, p in policy.named_parameters():
+        if not p.requires_grad:
+            continue
+        if name.startswith("backbone.model.visual"):
+            groups["vision"].append(p)
+        elif name.startswith("backbone."):
+            groups["language"].append(p)
+        else:
+            groups["head"].append(p)
+    lrs = {"vision": cfg.optim.lr_vision, "language": cfg.optim.lr_language, "head": cfg.optim.lr_head}
+    return [{"params": ps, "lr": lrs[k], "name": k} for k, ps in groups.items() if ps]
+
+
+def last_checkpoint(output_dir: Path) -> Path | None:
+    marker = output_dir / "checkpoints" / "last"
+    if not marker.is_file():
+        return None
+    path = output_dir / "checkpoints" / marker.read_text().strip()
+    return path if (path / "training_state.pt").is_file() else None
+
+
+def _write_marker(output_dir: Path, name: str) -> None:
+    marker = output_dir / "checkpoints" / "last"
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(name)
+    os.replace(tmp, marker)
+
+
+def _dataset_json(cfg: TrainConfig) -> str:
+    root = str(Path(cfg.dataset.root).resolve()) if cfg.dataset.root else None
+    return json.dumps(asdict(cfg.dataset) | {"root": root})
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run (or resume) training; returns a summary with the final loss and the checkpoint path."""
+    out = Path(cfg.output_dir)
+    rt = resolve_runtime(cfg.policy.backbone.device, "auto", "auto", cfg.policy.backbone.num_threads)
+    apply_runtime(rt)
+    mp = "bf16" if rt.device.type == "cuda" and rt.dtype == torch.bfloat16 else "no"
+    acc = Accelerator(
+        cpu=rt.device.type == "cpu",
+        mixed_precision=mp,
+        gradient_accumulation_steps=cfg.optim.grad_accum,
+        log_with="tensorboard",
+        project_dir=str(out),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    acc.print(f"processes: {acc.num_processes} ({acc.distributed_type}), device: {acc.device}")
+    seed_everything(cfg.seed)
+    dataset = open_dataset(cfg.dataset, cfg.policy.chunk_size)
+    ckpt = last_checkpoint(out) if cfg.resume else None
+    if cfg.resume and ckpt is None:
+        log.warning("resume=true but no checkpoint in %s: starting from scratch", out / "checkpoints")
+    if ckpt is not None:  # the same loading path as evaluation: weights, LoRA adapters, statistics
+        check_features(read_features(ckpt), dataset_features(dataset, cfg.policy.cameras), "dataset")
+        policy = load_policy(ckpt, device=cfg.policy.backbone.device)
+    else:
+        have = dataset_features(dataset, cfg.policy.cameras)["cameras"]
+        if not set(cfg.policy.cameras) <= set(have):
+            raise DatasetError(f"policy.cameras={cfg.policy.cameras} but dataset {cfg.dataset.repo_id} has cameras "
+                               f"{have}; set policy.cameras to a subset of them")
+        policy = SpatialVLAPolicy(cfg.policy, select_stats(dataset.meta.stats, (STATE_KEY, ACTION_KEY)))
+    apply_freeze(policy, cfg.freeze)
+    if cfg.policy.lora.enabled:
+        train_only_lora(policy)
+    optimizer = torch.optim.AdamW(param_groups(policy, cfg), weight_decay=cfg.optim.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.optim.warmup_steps, cfg.steps)
+
+    start = 0
+    if ckpt is not None:
+        state = torch.load(ckpt / "training_state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        start = state["step"]
+        acc.print(f"resumed from {ckpt} at step {start}")
+    elif acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.yaml").write_text(to_yaml(cfg))
+
+    policy, optimizer, scheduler = acc.prepare(policy, optimizer, scheduler)
+    sampler = batch_indices(
+        len(dataset), cfg.batch_size, cfg.seed, start, acc.process_index, acc.num_processes
+    )
+    # spawn, not fork: a torchcodec decoder inherited from the parent breaks in forked workers (DESIGN.md 6)
+    workers = {"num_workers": cfg.num_workers}
+    if cfg.num_workers > 0:
+        workers |= {"multiprocessing_context": "spawn", "persistent_workers": True, "prefetch_factor": 4}
+    loader = DataLoader(dataset, batch_sampler=sampler, **workers)
+    if acc.is_main_process:
+        acc.init_trackers("tb")
+    history = []
+    bar = tqdm(
+        total=cfg.steps, initial=start, disable=not (cfg.progress and acc.is_main_process), desc="train"
+    )
+    policy.train()
+    step, t0, wait, compute = start, time.perf_counter(), 0.0, 0.0
+    last_good = str(ckpt) if ckpt else None
+    it = iter(loader)
+    while step < cfg.steps:
+        # -- data --------------------------------------------------------------------------------------------
+        tw = time.perf_counter()
+        batch = next(it)
+        tc = time.perf_counter()
+        wait += tc - tw
+        # -- loss, backward, step ----------------------------------------------------------------------------
+        with acc.accumulate(policy):
+            loss, metrics = policy(batch)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss is {float(loss.detach())} at step {step + 1}; stopping before the optimizer step. "
+                    f"Last good checkpoint: {last_good or 'none yet'}. Lower the learning rates (optim.lr_*) "
+                    "or check the "
+                    f"dataset for NaN/inf values."
+                )
+            acc.backward(loss)
+            if acc.sync_gradients and cfg.optim.grad_clip > 0:
+                acc.clip_grad_norm_(policy.parameters(), cfg.optim.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        compute += time.perf_counter() - tc
+        step += 1
+        bar.update(1)
+        # -- log and checkpoint ------------------------------------------------------------------------------
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            sps = (step - start) / (time.perf_counter() - t0)
+            metrics |= {"lr_head": scheduler.get_last_lr()[-1], "steps_per_s": sps}
+            acc.log(metrics, step=step)
+            history.append({"step": step, **metrics})
+            if acc.is_main_process:  # appended as it goes: a killed run keeps its curve
+                with open(out / "train_history.jsonl", "a") as f:
+                    f.write(json.dumps(history[-1]) + "\n")
+            bar.set_postfix(loss=f"{metrics['loss']:.4f}", sps=f"{sps:.2f}")
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                name = f"step_{step:07d}"
+                state = {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": rng_state(),
+                    "step": step,
+                }
+                save_policy(
+                    acc.unwrap_model(policy),
+                    out / "checkpoints" / name,
+                    training_state=state,
+                    extra_files={"dataset.json": _dataset_json(cfg)},
+                )
+                _write_marker(out, name)
+                last_good = str(out / "checkpoints" / name)
+    bar.close()
+    acc.end_training()
+    summary = {
+        "steps": step,
+        "final_loss": history[-1]["loss"] if history else math.nan,
+        "checkpoint": last_good,
+        "data_wait_s": wait,
+        "compute_s": compute,
+        "history": history,
+    }
+    return summary

@@ -1,0 +1,71 @@
+"""Typed configuration of `svla-train`; `conf/train.yaml` mirrors it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from spatial_backbone.config import BackboneConfig
+from vla.config import HeadConfig, PolicyConfig
+
+FREEZE = ("none", "vision", "language", "backbone")
+
+
+@dataclass
+class DatasetConfig:
+    """root: local LeRobot dataset directory (what svla-record writes).
+    repo_id: its id, or a hub id when online (root=null).
+    episodes: optional subset of episode indices."""
+
+    repo_id: str = "local/svla_Lift-v0"
+    root: str | None = "outputs/datasets/svla_Lift-v0"
+    episodes: list[int] | None = None
+
+
+@dataclass
+class OptimConfig:
+    """Per-module learning rates (vision tower, language model, head), AdamW, warmup + cosine, clipping."""
+
+    lr_head: float = 1e-3
+    lr_language: float = 3e-4
+    lr_vision: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+
+    def __post_init__(self):
+        for name in ("lr_head", "lr_language", "lr_vision"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"optim.{name}={getattr(self, name)} must be >= 0")
+        if self.grad_accum < 1:
+            raise ValueError(f"optim.grad_accum={self.grad_accum} must be >= 1")
+
+
+@dataclass
+class TrainConfig:
+    """`backbone` and `head` are top-level (so `backbone=tiny_5m head=flow_matching` work on the command line)
+    and are copied into `policy`, which holds the rest of the policy options."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    freeze: str = "none"
+    steps: int = 1000
+    batch_size: int = 16
+    num_workers: int = 0
+    seed: int = 0
+    output_dir: str = "outputs/train/default"
+    save_every: int = 250
+    log_every: int = 10
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        self.policy.backbone, self.policy.head = self.backbone, self.head
+        if self.freeze not in FREEZE:
+            raise ValueError(f"freeze={self.freeze!r} is not one of {FREEZE}")
+        for name in ("steps", "batch_size", "save_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
