@@ -135,4 +135,3 @@ def check_features(ckpt: dict, other: dict, other_name: str) -> None:
             problems.append(f"{key} {ckpt[key]} vs {other_name} {key} {other[key]}")
     if problems:
         raise CheckpointError(f"checkpoint features do not match the {other_name}: " + "; ".join(problems))
-

@@ -63,11 +63,11 @@ def batch_indices(
 
 
 def dataset_features(dataset, cameras: list[str]) -> dict:
-    """Camera names, state and action dims of a LeRobot dataset, in the form `checkpoint.check_features` takes."""
+    """Camera names, state and action dims of a LeRobot dataset (the form `check_features` takes)."""
     feats = dataset.meta.features
     prefix = "observation.images."
     return {
-        "cameras": [k[len(prefix):] for k in feats if k.startswith(prefix)],
+        "cameras": [k[len(prefix) :] for k in feats if k.startswith(prefix)],
         "state_dim": int(feats["observation.state"]["shape"][0]),
         "action_dim": int(feats["action"]["shape"][0]),
     }

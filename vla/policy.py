@@ -30,7 +30,9 @@ def inject_lora(model, cfg) -> None:
     """LoRA adapters (PEFT `inject_adapter_in_model`) on the language model's `cfg.target_modules`."""
     from peft import LoraConfig, inject_adapter_in_model
 
-    lcfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules)
+    lcfg = LoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules
+    )
     model.model.language_model = inject_adapter_in_model(lcfg, model.model.language_model)
 
 

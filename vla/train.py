@@ -142,8 +142,10 @@ def train(cfg: TrainConfig) -> dict:
     else:
         have = dataset_features(dataset, cfg.policy.cameras)["cameras"]
         if not set(cfg.policy.cameras) <= set(have):
-            raise DatasetError(f"policy.cameras={cfg.policy.cameras} but dataset {cfg.dataset.repo_id} has cameras "
-                               f"{have}; set policy.cameras to a subset of them")
+            raise DatasetError(
+                f"policy.cameras={cfg.policy.cameras} but dataset {cfg.dataset.repo_id} has cameras "
+                f"{have}; set policy.cameras to a subset of them"
+            )
         policy = SpatialVLAPolicy(cfg.policy, select_stats(dataset.meta.stats, (STATE_KEY, ACTION_KEY)))
     apply_freeze(policy, cfg.freeze)
     if cfg.policy.lora.enabled:
