@@ -4,6 +4,7 @@ errors."""
 import pytest
 
 from envs.hydra_utils import CONF_DIR, ConfigError, compose, to_config, to_yaml
+from envs.merge import MergeConfig
 from envs.record import RecordConfig
 from spatial_backbone.cli import BuildBackboneConfig
 from spatial_backbone.config import BackboneConfig
@@ -22,6 +23,7 @@ APPS = {
     "train": TrainConfig,
     "eval": EvalConfig,
     "rl": RLConfig,
+    "merge": MergeConfig,
 }
 # group options that each app is composed with (every option file of every group it uses).
 GROUPS = {
@@ -32,9 +34,10 @@ GROUPS = {
     "train": ["backbone", "head"],
     "eval": ["env"],
     "rl": ["backbone"],
+    "merge": [],
 }
 # values a config needs before it composes (required keys that have no default)
-REQUIRED = {"eval": ["checkpoint=/path/to/checkpoint"]}
+REQUIRED = {"eval": ["checkpoint=/path/to/checkpoint"], "merge": ["inputs=[/data/lift,/data/reach]"]}
 
 
 def test_every_primary_config_is_covered():

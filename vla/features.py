@@ -20,10 +20,43 @@ class BackboneFeatures:
     hidden_states: list[torch.Tensor]
     attention_mask: torch.Tensor
     query_start: int
+    token_coords: torch.Tensor | None = (
+        None  # [B, S, 2 + C]: image tokens' (x, y) in [-1, 1] + camera one-hot
+    )
+    image_mask: torch.Tensor | None = None  # [B, S] True at image tokens
 
     @property
     def queries(self) -> list[torch.Tensor]:  # per layer [B, Q, D]
         return [h[:, self.query_start :] for h in self.hidden_states]
+
+
+def image_token_coords(
+    input_ids: torch.Tensor, image_token_id: int, grids: torch.Tensor, merge: int, n_cams: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each image token sits: (x, y) of its merged patch in [-1, 1] and a one-hot of its camera.
+
+    input_ids [B, S]; grids [B * n_cams, 3] (t, h, w in patches, cameras in order inside a row). Qwen2.5-VL's
+    merged visual tokens come out in row-major order of the (h / merge, w / merge) grid of each image.
+    Returns (coords [B, S, 2 + n_cams], image_mask [B, S]).
+    """
+    b, s = input_ids.shape
+    mask = input_ids == image_token_id  # [B, S]
+    coords = torch.zeros(b, s, 2 + n_cams, device=input_ids.device)
+    per_row = []
+    for cam in range(n_cams):
+        _, gh, gw = (int(v) for v in grids[cam])
+        h, w = gh // merge, gw // merge
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        onehot = torch.zeros(h * w, n_cams)
+        onehot[:, cam] = 1
+        per_row.append(torch.cat([xs.reshape(-1, 1), ys.reshape(-1, 1), onehot], dim=1))
+    row = torch.cat(per_row).to(input_ids.device)  # [N_img, 2 + C]
+    for i in range(b):
+        idx = mask[i].nonzero().squeeze(1)
+        if idx.numel() != row.shape[0]:
+            raise ValueError(f"row {i} has {idx.numel()} image tokens, the grids say {row.shape[0]}")
+        coords[i, idx] = row
+    return coords, mask
 
 
 def select_layers(spec: str, num_layers: int) -> list[int]:

@@ -19,7 +19,7 @@ from torch import nn
 
 from spatial_backbone.factory import build_backbone
 from vla.config import PolicyConfig
-from vla.features import BackboneFeatures, select_layers
+from vla.features import BackboneFeatures, image_token_coords, select_layers
 from vla.heads import HeadDims, build_head
 from vla.heads.action_tokens import ACTION_TOKENS
 from vla.normalize import feature_dim
@@ -58,6 +58,7 @@ class SpatialVLAPolicy(nn.Module):
             chunk=cfg.chunk_size,
             action_dim=feature_dim(stats, ACTION_KEY),
             state_dim=feature_dim(stats, STATE_KEY),
+            n_cameras=len(cfg.cameras),
         )
         self.head = build_head(cfg.head.name, dims, **cfg.head.kwargs)
         self.uses_lm = getattr(self.head, "uses_lm", False)
@@ -110,7 +111,15 @@ class SpatialVLAPolicy(nn.Module):
         )
         self.backbone.model.rope_deltas = None  # positions are recomputed for every new batch
         hs = [out.hidden_states[i].float() for i in self.layers]
-        return BackboneFeatures(hs, mask, ids.shape[1] - (q.shape[1] if q is not None else 0))
+        coords, img_mask = image_token_coords(
+            ids,
+            self.backbone.config.image_token_id,
+            inputs["image_grid_thw"],
+            self.processor.patchify.merge,
+            len(self.cfg.cameras),
+        )
+        start = ids.shape[1] - (q.shape[1] if q is not None else 0)
+        return BackboneFeatures(hs, mask, start, coords, img_mask)
 
     def _lm_inputs(self, inputs: dict, actions: torch.Tensor | None) -> dict:
         suffix = self.head.suffix_ids(inputs["state"], actions)  # [B, L]

@@ -26,6 +26,7 @@ class HeadDims:
     chunk: int
     action_dim: int
     state_dim: int
+    n_cameras: int = 1
 
 
 class ActionHead(nn.Module):
@@ -74,6 +75,36 @@ class LayerMix(nn.Module):
     def forward(self, layers: list[torch.Tensor]) -> torch.Tensor:
         w = torch.softmax(self.weights, dim=0)
         return self.norm(sum(wi * h for wi, h in zip(w, layers, strict=True)))
+
+
+class SpatialKeypoints(nn.Module):
+    """Learned queries attend over the image tokens and read out WHERE they attend: the attention-weighted
+    image coordinates (spatial soft-argmax, Levine et al. 2016) and camera one-hot, per keypoint.
+
+    Why: the learning probe (DESIGN.md section 6) found a tiny random-init VLM slow to regress object
+    positions from hidden states; the soft-argmax hands the head explicit coordinates, and because the
+    queries are the backbone's hidden states of tokens that read the instruction, they can pick WHICH object
+    to point at.
+    queries [B, Q, D] and image keys from several layers -> [B, Q, K * (2 + C)].
+    """
+
+    def __init__(self, dim: int, n_layers: int, n_keypoints: int, coord_dim: int):
+        super().__init__()
+        self.k, self.dim = n_keypoints, dim
+        self.mix = LayerMix(n_layers, dim)
+        self.q = nn.Linear(dim, n_keypoints * dim)
+        self.key = nn.Linear(dim, dim)
+        self.out_dim = n_keypoints * coord_dim
+
+    def forward(self, queries: torch.Tensor, feats) -> torch.Tensor:
+        b, nq, d = queries.shape
+        keys = self.key(self.mix(feats.hidden_states))  # [B, S, D]
+        q = self.q(queries).view(b, nq * self.k, d)  # [B, Q*K, D]
+        logits = q @ keys.transpose(1, 2) / d**0.5  # [B, Q*K, S]
+        logits = logits.masked_fill(~feats.image_mask[:, None, :], float("-inf"))
+        attn = torch.softmax(logits, dim=-1)  # [B, Q*K, S]
+        xy = attn @ feats.token_coords  # [B, Q*K, 2 + C]
+        return xy.view(b, nq, -1)  # [B, Q, K * (2 + C)]
 
 
 def masked_mean(x: torch.Tensor, is_pad: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,167 @@
+"""Typed configuration of `svla-rl` (GRPO with verifiable spatial rewards); `conf/rl.yaml` mirrors it.
+
+Three parts: which items to train on (`RLDataConfig`), how GRPO samples and updates (`GRPOOptions`, the knobs
+VST / SpatialThinker / DAPO name: group size, temperature, learning rate, KL coefficient or DAPO-style group
+filtering), and the run (`RLConfig`: backbone, output, checkpoints, resume). Every check in `__post_init__`
+quotes the bad value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from spatial_backbone.config import BackboneConfig
+from spatial_backbone.data.config import SPLITS
+from spatial_backbone.evaluation.metrics import SCORERS
+
+REWARD_FAMILIES = ("vst", "spatialthinker", "ssrl")
+LOSS_TYPES = ("dapo", "bnpo", "grpo", "dr_grpo")
+# closed-set single-image skills answered in a few tokens: where a tiny model's samples disagree, so GRPO
+# has a signal (see docs/rl.md for what was measured)
+DEFAULT_SKILLS = [
+    "depth_comparison",
+    "existence",
+    "relative_position_2d",
+    "relative_position_3d",
+    "size_comparison",
+    "height_comparison",
+]
+
+
+@dataclass
+class RLDataConfig:
+    """Which dataset items GRPO trains on.
+
+    split: dataset split to sample prompts from. skills: skill names (empty = every skill). formats: answer
+    formats to keep (`plain`, `think`, `spatialthinker`, `boxed`; empty = all). rewards: reward families to
+    keep. answer_types: answer types to keep (empty = all). max_answer_tokens: drop items whose reference
+    answer is longer than this many tokens (0 = the completion budget, so a correct answer is reachable).
+    max_items: cap on items after filtering (0 = all), taken in a seeded shuffled order.
+    """
+
+    split: str = "train"
+    skills: list[str] = field(default_factory=lambda: list(DEFAULT_SKILLS))
+    formats: list[str] = field(default_factory=lambda: ["plain"])
+    rewards: list[str] = field(default_factory=lambda: list(REWARD_FAMILIES))
+    answer_types: list[str] = field(default_factory=list)
+    max_answer_tokens: int = 0
+    max_items: int = 0
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"data.split={self.split!r} must be one of {SPLITS}")
+        bad = [r for r in self.rewards if r not in REWARD_FAMILIES]
+        if bad or not self.rewards:
+            raise ValueError(f"data.rewards={self.rewards!r}: each must be one of {REWARD_FAMILIES}")
+        bad = [a for a in self.answer_types if a not in SCORERS]
+        if bad:
+            raise ValueError(f"data.answer_types={self.answer_types!r}: {bad} not in {sorted(SCORERS)}")
+        if self.max_answer_tokens < 0 or self.max_items < 0:
+            raise ValueError(
+                f"data.max_answer_tokens={self.max_answer_tokens!r} and data.max_items={self.max_items!r} "
+                "must be >= 0"
+            )
+
+
+@dataclass
+class GRPOOptions:
+    """GRPO sampling and update (TRL's GRPOTrainer underneath; docs/rl.md).
+
+    num_generations: group size G (completions per prompt; VST 5, SpatialThinker 8).
+    prompts_per_step: prompts per optimizer step (the batch is prompts_per_step x G completions).
+    temperature, top_p: sampling of the rollouts (VST: temperature 1.0).
+    max_completion_length: generated tokens per completion.
+    learning_rate, warmup_ratio, lr_scheduler, max_grad_norm, weight_decay: the AdamW update.
+    beta: KL coefficient to the starting model (VST 1e-2; 0 = no KL and no reference model).
+    dapo_filter: drop groups whose accuracy is all 1 or all 0 (DAPO dynamic sampling without refill: they
+        carry no accuracy signal) from the loss. epsilon / epsilon_high: PPO clip range (DAPO clip-higher).
+    loss_type: TRL's loss normalisation (`dapo`: token-level over the batch; needed by dapo_filter).
+    scale_rewards: `group` (GRPO: divide advantages by the group std), `batch` or `none` (Dr. GRPO).
+    """
+
+    num_generations: int = 4
+    prompts_per_step: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_completion_length: int = 16
+    learning_rate: float = 1e-5
+    warmup_ratio: float = 0.0
+    lr_scheduler: str = "constant"
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.0
+    beta: float = 0.0
+    dapo_filter: bool = True
+    epsilon: float = 0.2
+    epsilon_high: float = 0.28
+    loss_type: str = "dapo"
+    scale_rewards: str = "group"
+
+    def __post_init__(self) -> None:
+        if self.num_generations < 2:
+            raise ValueError(f"grpo.num_generations={self.num_generations!r} must be >= 2 (a group needs 2)")
+        if self.prompts_per_step < 1 or self.max_completion_length < 1:
+            raise ValueError(
+                f"grpo.prompts_per_step={self.prompts_per_step!r} and grpo.max_completion_length="
+                f"{self.max_completion_length!r} must be >= 1"
+            )
+        if not (self.temperature > 0 and 0 < self.top_p <= 1):
+            raise ValueError(
+                f"grpo.temperature={self.temperature!r} must be > 0, top_p={self.top_p!r} in (0, 1]"
+            )
+        if self.learning_rate <= 0 or self.beta < 0:
+            raise ValueError(
+                f"grpo.learning_rate={self.learning_rate!r} must be > 0 and grpo.beta={self.beta!r} >= 0"
+            )
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"grpo.loss_type={self.loss_type!r} must be one of {LOSS_TYPES}")
+        if self.dapo_filter and self.loss_type not in ("dapo", "bnpo"):
+            raise ValueError(
+                f"grpo.dapo_filter=true needs a token-level loss (loss_type dapo or bnpo), got "
+                f"loss_type={self.loss_type!r}: per-sequence losses would count dropped groups as zeros"
+            )
+        if self.scale_rewards not in ("group", "batch", "none"):
+            raise ValueError(f"grpo.scale_rewards={self.scale_rewards!r} must be group, batch or none")
+
+
+@dataclass
+class RLConfig:
+    """`svla-rl`: GRPO on rule-checkable spatial items, from a (supervised) backbone to a tuned backbone.
+
+    backbone: the starting backbone: a directory written by svla-sft (default) or svla-backbone, or a tiny
+        preset (for tests).
+    data_dir: a dataset written by svla-spatial-data. data: which items (RLDataConfig).
+    grpo: sampling and update (GRPOOptions). max_steps: optimizer steps.
+    output_dir: run directory: `checkpoints/checkpoint-*` (TRL checkpoints: model, optimizer, scheduler, RNG,
+        trainer state), `checkpoints/last` (names the newest complete one), `backbone/` (the final tuned
+        backbone, loadable by build_backbone), `history.jsonl` (one line per step: reward components, KL,
+        kept groups, step time), `rl_config.yaml`.
+    save_steps: checkpoint every this many steps (and at the end). resume: continue from `checkpoints/last`.
+    logging_steps: log every this many steps. report_to: `none` or `tensorboard` (TRL/transformers loggers;
+        history.jsonl is always written). seed: data order and sampling. progress: tqdm bar.
+    """
+
+    backbone: BackboneConfig = field(
+        default_factory=lambda: BackboneConfig(name_or_path="outputs/sft/backbone", image_size=0)
+    )
+    data_dir: str = "outputs/spatial_data"
+    data: RLDataConfig = field(default_factory=RLDataConfig)
+    grpo: GRPOOptions = field(default_factory=GRPOOptions)
+    max_steps: int = 150
+    output_dir: str = "outputs/rl"
+    save_steps: int = 50
+    resume: bool = False
+    logging_steps: int = 1
+    report_to: str = "none"
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.save_steps < 1 or self.logging_steps < 1:
+            raise ValueError(
+                f"max_steps={self.max_steps!r}, save_steps={self.save_steps!r} and logging_steps="
+                f"{self.logging_steps!r} must be >= 1"
+            )
+        if not self.output_dir:
+            raise ValueError("output_dir='' is empty")
+        if self.report_to not in ("none", "tensorboard"):
+            raise ValueError(f"report_to={self.report_to!r} must be 'none' or 'tensorboard'")
