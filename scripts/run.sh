@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 source scripts/env.sh
-.venv/bin/svla-backbone out_dir=outputs/backbones/tiny_1m "$@"
+bash scripts/main_job.sh "$@"

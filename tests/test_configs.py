@@ -11,6 +11,7 @@ from spatial_backbone.config import BackboneConfig
 from spatial_backbone.data.config import SpatialDataConfig
 from spatial_backbone.evaluation.cli import SpatialEvalConfig
 from spatial_backbone.rl.config import RLConfig
+from spatial_backbone.sft.config import SFTConfig
 from vla.evaluate import EvalConfig
 from vla.train_config import TrainConfig
 
@@ -23,6 +24,7 @@ APPS = {
     "train": TrainConfig,
     "eval": EvalConfig,
     "rl": RLConfig,
+    "sft": SFTConfig,
     "merge": MergeConfig,
 }
 # group options that each app is composed with (every option file of every group it uses).
@@ -34,6 +36,7 @@ GROUPS = {
     "train": ["backbone", "head"],
     "eval": ["env"],
     "rl": ["backbone"],
+    "sft": ["backbone"],
     "merge": [],
 }
 # values a config needs before it composes (required keys that have no default)

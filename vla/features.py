@@ -7,6 +7,7 @@ conditioning holds up.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -30,32 +31,37 @@ class BackboneFeatures:
         return [h[:, self.query_start :] for h in self.hidden_states]
 
 
+@functools.lru_cache(maxsize=32)
+def _grid_coords(grids: tuple[tuple[int, int, int], ...], merge: int) -> torch.Tensor:
+    """(x, y) in [-1, 1] + camera one-hot of every merged image token of one row: [N_img, 2 + C]."""
+    n_cams = len(grids)
+    per_cam = []
+    for cam, (_, gh, gw) in enumerate(grids):
+        h, w = gh // merge, gw // merge
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        onehot = torch.zeros(h * w, n_cams)
+        onehot[:, cam] = 1
+        per_cam.append(torch.cat([xs.reshape(-1, 1), ys.reshape(-1, 1), onehot], dim=1))
+    return torch.cat(per_cam)
+
+
 def image_token_coords(
     input_ids: torch.Tensor, image_token_id: int, grids: torch.Tensor, merge: int, n_cams: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each image token sits: (x, y) of its merged patch in [-1, 1] and a one-hot of its camera.
 
-    input_ids [B, S]; grids [B * n_cams, 3] (t, h, w in patches, cameras in order inside a row). Qwen2.5-VL's
-    merged visual tokens come out in row-major order of the (h / merge, w / merge) grid of each image.
-    Returns (coords [B, S, 2 + n_cams], image_mask [B, S]).
+    input_ids [B, S]; grids [B * n_cams, 3] (t, h, w in patches, cameras in order inside a row, the same for
+    every row). Qwen2.5-VL's merged visual tokens come out in row-major order of the (h / merge, w / merge)
+    grid of each image. Returns (coords [B, S, 2 + n_cams], image_mask [B, S]).
     """
     b, s = input_ids.shape
     mask = input_ids == image_token_id  # [B, S]
+    row = _grid_coords(tuple(tuple(int(v) for v in g) for g in grids[:n_cams].tolist()), merge)
+    counts = mask.sum(1)
+    if not bool((counts == row.shape[0]).all()):
+        raise ValueError(f"image tokens per row {counts.tolist()} do not match the grids ({row.shape[0]})")
     coords = torch.zeros(b, s, 2 + n_cams, device=input_ids.device)
-    per_row = []
-    for cam in range(n_cams):
-        _, gh, gw = (int(v) for v in grids[cam])
-        h, w = gh // merge, gw // merge
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
-        onehot = torch.zeros(h * w, n_cams)
-        onehot[:, cam] = 1
-        per_row.append(torch.cat([xs.reshape(-1, 1), ys.reshape(-1, 1), onehot], dim=1))
-    row = torch.cat(per_row).to(input_ids.device)  # [N_img, 2 + C]
-    for i in range(b):
-        idx = mask[i].nonzero().squeeze(1)
-        if idx.numel() != row.shape[0]:
-            raise ValueError(f"row {i} has {idx.numel()} image tokens, the grids say {row.shape[0]}")
-        coords[i, idx] = row
+    coords[mask] = row.to(input_ids.device).repeat(b, 1)  # row-major over [B, S]: rows in order
     return coords, mask
 
 
