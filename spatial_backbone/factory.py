@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -30,6 +28,7 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
+from envs.atomic import atomic_dir
 from spatial_backbone.config import BackboneConfig
 from spatial_backbone.device import Runtime, apply_runtime, resolve_runtime
 from spatial_backbone.presets import PRESETS, TinyPreset, get_preset
@@ -207,20 +206,9 @@ def _load_checkpoint(cfg: BackboneConfig, rt: Runtime):
 
 def save_backbone(model, processor, out_dir: str | os.PathLike) -> Path:
     """Write model + processor to `out_dir` atomically: a crash never leaves a half-written backbone there."""
-    out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
+
+    return atomic_dir(out_dir, write)

@@ -14,14 +14,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
+from envs.atomic import atomic_dir
 from envs.hydra_utils import to_config, to_yaml
 from spatial_backbone.config import BackboneConfig
 from vla.config import PolicyConfig
@@ -32,26 +31,6 @@ REQUIRED = ("backbone/config.json", "head.safetensors", "policy.yaml", "stats.js
 
 class CheckpointError(ValueError):
     pass
-
-
-def atomic_dir(out_dir: Path, write) -> Path:
-    """Run `write(tmp_dir)` then rename tmp_dir to out_dir (replacing an older one)."""
-    out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        write(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
 
 
 def policy_features(policy: SpatialVLAPolicy) -> dict:

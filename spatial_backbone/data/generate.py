@@ -22,9 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
-import os
-import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict
@@ -35,6 +32,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from envs.atomic import atomic_dir
 from envs.scene import SHAPES, SIZES, SceneSpec, object_spec, place_objects
 from spatial_backbone.data.config import SPLITS, SpatialDataConfig
 from spatial_backbone.data.context import Pose, SceneContext, sample_pose
@@ -181,10 +179,10 @@ def generate(cfg: SpatialDataConfig, progress: bool = True) -> Path:
     out = Path(cfg.out_dir).resolve()
     if out.exists() and not cfg.overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=true to replace it, or choose another out_dir")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     t0 = time.perf_counter()
-    try:
+    stats: dict[str, Any] = {}
+
+    def write(tmp: Path) -> None:
         tasks = _tasks(cfg, tmp)
         by_split: dict[str, list[dict]] = {s: [] for s in SPLITS if cfg.scenes.get(s, 0) > 0}
         bar = tqdm(total=len(tasks), desc="scenes chunks", disable=not progress)
@@ -212,7 +210,8 @@ def generate(cfg: SpatialDataConfig, progress: bool = True) -> Path:
                 "scenes": cfg.scenes[split],
                 "skills": dict(sorted(Counter(r["skill"] for r in records).items())),
             }
-        seconds = time.perf_counter() - t0
+        stats["counts"] = counts
+        stats["seconds"] = seconds = time.perf_counter() - t0
         manifest = {
             "format_version": FORMAT_VERSION,
             "splits": counts,
@@ -223,15 +222,8 @@ def generate(cfg: SpatialDataConfig, progress: bool = True) -> Path:
             },
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    atomic_dir(out, write)
+    seconds, counts = stats["seconds"], stats["counts"]
     log.info("wrote %s in %.1f s: %s", out, seconds, {s: c["items"] for s, c in counts.items()})
     return out
