@@ -61,6 +61,37 @@ def _choice_between(ctx: SceneContext, rng: np.random.Generator, pair: list[int]
     return [ctx.label(i) for i in order], order.index(correct)
 
 
+def _pair_choice(
+    ctx: SceneContext,
+    rng: np.random.Generator,
+    skill: str,
+    pair: list[int],
+    winner: int,
+    explain: tuple[str, dict],
+) -> list[Sample]:
+    """A two-option choice between `pair` answered by `winner`, on the main view (the comparison skills).
+    `explain` = (the ground-truth chain of thought, skill-specific metadata)."""
+    v = ctx.view("main")
+    options, k = _choice_between(ctx, rng, pair, winner)
+    chain, meta = explain
+    return [
+        sample(
+            ctx,
+            skill,
+            question(skill, rng, options=options),
+            choice_gt(options, k),
+            [v.rgb],
+            answer_type="choice",
+            chain=chain,
+            graph=graph(ctx, v, pair),
+            observe=observe(ctx, v),
+            formats=REASONED,
+            objects=pair,
+            meta={**meta, "views": views_meta(v)},
+        )
+    ]
+
+
 def _unit(rng: np.random.Generator) -> tuple[str, str, float, int]:
     """(word, symbol, scale from metres, decimals)."""
     word = "meters" if rng.random() < 0.5 else "centimeters"
@@ -78,28 +109,14 @@ def depth_comparison(ctx: SceneContext, rng: np.random.Generator) -> list[Sample
     if abs(za - zb) < DEPTH_MARGIN:
         return []
     near = pair[0] if za < zb else pair[1]
-    options, k = _choice_between(ctx, rng, pair, near)
     a, b = (ctx.label(i) for i in pair)
     chain = (
         f"The {a} is at depth {za:.2f} m and the {b} at {zb:.2f} m, so the {ctx.label(near)} is closer "
         f"to the camera."
     )
-    return [
-        sample(
-            ctx,
-            "depth_comparison",
-            question("depth_comparison", rng, options=options),
-            choice_gt(options, k),
-            [v.rgb],
-            answer_type="choice",
-            chain=chain,
-            graph=graph(ctx, v, pair),
-            observe=observe(ctx, v),
-            formats=REASONED,
-            objects=pair,
-            meta={"depths": [round(za, 4), round(zb, 4)], "views": views_meta(v)},
-        )
-    ]
+    return _pair_choice(
+        ctx, rng, "depth_comparison", pair, near, (chain, {"depths": [round(za, 4), round(zb, 4)]})
+    )
 
 
 @register_skill("relative_position_2d", FAMILY, "word")
@@ -239,7 +256,7 @@ def object_size(ctx: SceneContext, rng: np.random.Generator) -> list[Sample]:
 
 @register_skill("size_comparison", FAMILY, "choice")
 def size_comparison(ctx: SceneContext, rng: np.random.Generator) -> list[Sample]:
-    v = ctx.view("main")
+    ctx.view("main")
     pair = _pair(ctx, rng)
     if pair is None:
         return []
@@ -247,33 +264,17 @@ def size_comparison(ctx: SceneContext, rng: np.random.Generator) -> list[Sample]
     if max(va, vb) < SIZE_RATIO * min(va, vb):
         return []
     big = pair[0] if va > vb else pair[1]
-    options, k = _choice_between(ctx, rng, pair, big)
     a, b = (ctx.label(i) for i in pair)
     chain = (
         f"The {a}'s bounding box holds {va * 1e6:.0f} cubic cm and the {b}'s {vb * 1e6:.0f} cubic cm, so "
         f"the {ctx.label(big)} is larger."
     )
-    return [
-        sample(
-            ctx,
-            "size_comparison",
-            question("size_comparison", rng, options=options),
-            choice_gt(options, k),
-            [v.rgb],
-            answer_type="choice",
-            chain=chain,
-            graph=graph(ctx, v, pair),
-            observe=observe(ctx, v),
-            formats=REASONED,
-            objects=pair,
-            meta={"volumes_m3": [va, vb], "views": views_meta(v)},
-        )
-    ]
+    return _pair_choice(ctx, rng, "size_comparison", pair, big, (chain, {"volumes_m3": [va, vb]}))
 
 
 @register_skill("height_comparison", FAMILY, "choice")
 def height_comparison(ctx: SceneContext, rng: np.random.Generator) -> list[Sample]:
-    v = ctx.view("main")
+    ctx.view("main")
     pair = _pair(ctx, rng)
     if pair is None:
         return []
@@ -281,28 +282,14 @@ def height_comparison(ctx: SceneContext, rng: np.random.Generator) -> list[Sampl
     if abs(ha - hb) < HEIGHT_MARGIN:
         return []
     tall = pair[0] if ha > hb else pair[1]
-    options, k = _choice_between(ctx, rng, pair, tall)
     a, b = (ctx.label(i) for i in pair)
     chain = (
         f"The top of the {a} is {ha:.3f} m above the table and the {b}'s {hb:.3f} m, so the "
         f"{ctx.label(tall)} is taller."
     )
-    return [
-        sample(
-            ctx,
-            "height_comparison",
-            question("height_comparison", rng, options=options),
-            choice_gt(options, k),
-            [v.rgb],
-            answer_type="choice",
-            chain=chain,
-            graph=graph(ctx, v, pair),
-            observe=observe(ctx, v),
-            formats=REASONED,
-            objects=pair,
-            meta={"heights_m": [round(ha, 4), round(hb, 4)], "views": views_meta(v)},
-        )
-    ]
+    return _pair_choice(
+        ctx, rng, "height_comparison", pair, tall, (chain, {"heights_m": [round(ha, 4), round(hb, 4)]})
+    )
 
 
 @register_skill("counting", FAMILY, "number")
