@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
 import time
 from dataclasses import asdict
@@ -33,6 +32,13 @@ from transformers import get_cosine_schedule_with_warmup
 
 from envs.hydra_utils import to_yaml
 from spatial_backbone.device import apply_runtime, resolve_runtime
+from spatial_backbone.training_state import (
+    NonFiniteLossError,
+    last_checkpoint,
+    mark_last,
+    restore,
+    rng_state,
+)
 from vla.checkpoint import check_features, load_policy, read_features, save_policy
 from vla.data import DatasetError, batch_indices, dataset_features, open_dataset
 from vla.normalize import select_stats
@@ -43,24 +49,10 @@ from vla.train_config import TrainConfig
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(FloatingPointError):
-    pass
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
 
 
 def apply_freeze(policy: SpatialVLAPolicy, freeze: str) -> None:
@@ -94,21 +86,6 @@ def param_groups(policy: SpatialVLAPolicy, cfg: TrainConfig) -> list[dict]:
             groups["head"].append(p)
     lrs = {"vision": cfg.optim.lr_vision, "language": cfg.optim.lr_language, "head": cfg.optim.lr_head}
     return [{"params": ps, "lr": lrs[k], "name": k} for k, ps in groups.items() if ps]
-
-
-def last_checkpoint(output_dir: Path) -> Path | None:
-    marker = output_dir / "checkpoints" / "last"
-    if not marker.is_file():
-        return None
-    path = output_dir / "checkpoints" / marker.read_text().strip()
-    return path if (path / "training_state.pt").is_file() else None
-
-
-def _write_marker(output_dir: Path, name: str) -> None:
-    marker = output_dir / "checkpoints" / "last"
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(name)
-    os.replace(tmp, marker)
 
 
 def _dataset_json(cfg: TrainConfig) -> str:
@@ -155,11 +132,7 @@ def train(cfg: TrainConfig) -> dict:
 
     start = 0
     if ckpt is not None:
-        state = torch.load(ckpt / "training_state.pt", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        start = state["step"]
+        start = restore(ckpt, optimizer, scheduler)
         acc.print(f"resumed from {ckpt} at step {start}")
     elif acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -235,7 +208,7 @@ def train(cfg: TrainConfig) -> dict:
                     training_state=state,
                     extra_files={"dataset.json": _dataset_json(cfg)},
                 )
-                _write_marker(out, name)
+                mark_last(out, name)
                 last_good = str(out / "checkpoints" / name)
     bar.close()
     acc.end_training()

@@ -28,22 +28,19 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import random
 import shutil
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 
+from envs.atomic import atomic_dir
 from envs.hydra_utils import to_yaml
 from spatial_backbone.data.io import load_split
 from spatial_backbone.device import apply_runtime, resolve_runtime
@@ -57,15 +54,16 @@ from spatial_backbone.sft.packing import (
     VisionSpec,
     encode_items,
 )
+from spatial_backbone.training_state import (
+    STATE_FILE,
+    NonFiniteLossError,
+    last_checkpoint,
+    mark_last,
+    restore,
+    rng_state,
+)
 
 log = logging.getLogger(__name__)
-STATE_FILE = "training_state.pt"
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or inf; the message names the step and the last good checkpoint."""
-
-
 # -- model -------------------------------------------------------------------------------------------------
 
 
@@ -179,47 +177,17 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 # -- checkpoints -------------------------------------------------------------------------------------------
 
 
-def rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-
-
-def last_checkpoint(output_dir: Path) -> Path | None:
-    """The checkpoint named by `<output_dir>/checkpoints/last`, if it is complete."""
-    marker = output_dir / "checkpoints" / "last"
-    if not marker.is_file():
-        return None
-    path = output_dir / "checkpoints" / marker.read_text().strip()
-    return path if (path / STATE_FILE).is_file() else None
-
-
 def save_checkpoint(output_dir: Path, model, processor, state: dict[str, Any]) -> Path:
     """Write `checkpoints/step_<n>` (backbone + training state) atomically, then point `last` at it."""
-    ckpts = output_dir / "checkpoints"
-    ckpts.mkdir(parents=True, exist_ok=True)
     name = f"step_{state['step']:07d}"
-    final = ckpts / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=ckpts))
-    try:
+
+    def write(tmp: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
         torch.save(state, tmp / STATE_FILE)
-        if final.exists():  # a resumed run reaching the same step again
-            old = ckpts / f".{name}.old-{os.getpid()}"
-            os.replace(final, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    marker = ckpts / "last"
-    marker.with_suffix(".tmp").write_text(name)
-    os.replace(marker.with_suffix(".tmp"), marker)
+
+    final = atomic_dir(output_dir / "checkpoints" / name, write)
+    mark_last(output_dir, name)
     return final
 
 
@@ -264,11 +232,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     start = 0
     if ckpt is not None:
-        state = torch.load(ckpt / STATE_FILE, weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        start = state["step"]
+        start = restore(ckpt, optimizer, scheduler)
         acc.print(f"resumed from {ckpt} at step {start}")
     elif acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
