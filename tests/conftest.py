@@ -8,3 +8,29 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # lerobot writes a datasets cache under HF_HOME when imported: never the user's own cache
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="svla-test-hf-"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _kill_at_first_checkpoint(cmd: list[str], out, cwd, env: dict | None = None) -> str:
+    """Start a training CLI, kill -9 it once `<out>/checkpoints/last` appears; return the marker's text."""
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = Path(out) / "checkpoints" / "last"
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert marker.exists(), f"{cmd[:3]} never wrote a checkpoint"
+    return marker.read_text().strip()
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def kill_at_first_checkpoint():
+    return _kill_at_first_checkpoint

@@ -3,10 +3,8 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -155,7 +153,7 @@ def test_grpo_run_passes_3d_positions_logs_components_and_writes_a_backbone(setu
     assert summary["steps"] == 3 and model.config.model_type == "qwen2_5_vl"
 
 
-def test_resume_after_kill_9(setup):
+def test_resume_after_kill_9(setup, kill_at_first_checkpoint):
     out = setup / "killed"
     args = [
         sys.executable,
@@ -177,15 +175,7 @@ def test_resume_after_kill_9(setup):
         f"hydra.run.dir={setup / 'hydra'}",
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = out / "checkpoints" / "last"
-    deadline = time.time() + 300
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert last.exists(), "the run never wrote a checkpoint"
-    killed_at = int(last.read_text().strip().split("-")[1])
+    killed_at = int(kill_at_first_checkpoint(args, out, ROOT, env).split("-")[1])
     assert killed_at < 30
     res = subprocess.run(
         [*args, "resume=true"],

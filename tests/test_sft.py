@@ -1,11 +1,7 @@
 """svla-sft on a small generated dataset: packed loss and gradients equal unpacked ones, per-item 3D M-RoPE
 positions, answer-only labels, resume after kill -9, NaN stop, and a tuned backbone that loads back."""
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -222,20 +218,15 @@ def _cfg(dataset, out, *extra) -> SFTConfig:
     return compose("sft", _overrides(dataset, out, *extra), schema=SFTConfig)
 
 
-def test_resume_after_kill_9_ends_with_the_same_weights_and_loads(dataset, tmp_path):
+def test_resume_after_kill_9_ends_with_the_same_weights_and_loads(
+    dataset, tmp_path, kill_at_first_checkpoint
+):
     steps = ["steps=12", "save_every=3"]
     full = train(_cfg(dataset, tmp_path / "full", *steps))
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "spatial_backbone.sft.cli", *_overrides(dataset, out, *steps)]
     cmd.append(f"hydra.run.dir={tmp_path / 'hydra'}")
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = out / "checkpoints" / "last"
-    deadline = time.time() + 300
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = int(marker.read_text().split("_")[1])
+    killed_at = int(kill_at_first_checkpoint(cmd, out, REPO).split("_")[1])
     assert killed_at < 12, "the run finished before it could be killed; the test proves nothing"
     resumed = train(_cfg(dataset, out, *steps, "resume=true"))
     assert resumed["steps"] == 12

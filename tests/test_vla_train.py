@@ -2,11 +2,8 @@
 train/eval parity of model inputs, rollouts with a manifest, and clear errors for bad input."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -69,19 +66,12 @@ def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
     return load_file(str(ckpt / "head.safetensors")) | load_file(str(ckpt / "backbone" / "model.safetensors"))
 
 
-def test_resume_after_kill_9_ends_with_the_same_weights(dataset, tmp_path):
+def test_resume_after_kill_9_ends_with_the_same_weights(dataset, tmp_path, kill_at_first_checkpoint):
     steps = ["steps=24", "save_every=4"]
     full = train(_train_cfg(dataset, tmp_path / "full", *steps))
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "vla.train_cli", *_train_overrides(dataset, out, *steps)]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = out / "checkpoints" / "last"
-    deadline = time.time() + 300
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = int(marker.read_text().split("_")[1])
+    killed_at = int(kill_at_first_checkpoint(cmd, out, REPO).split("_")[1])
     assert killed_at < 24, "the run finished before it could be killed; the test proves nothing"
     resumed = train(_train_cfg(dataset, out, *steps, "resume=true"))
     assert resumed["steps"] == 24
