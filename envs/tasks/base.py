@@ -31,6 +31,7 @@ from envs.robot import ACTION_DIM, STATE_DIM, Robot, RobotConfig
 from envs.scene import DEFAULT_FRONT_EYE, DEFAULT_FRONT_TARGET, Scene, SceneSpec, jitter_camera
 from envs.tasks.config import TaskConfig
 from envs.tasks.language import CHARSET, MAX_INSTRUCTION_LENGTH
+from envs.tasks.sampling import retry
 
 PHYSICS_TIMESTEP = 0.002
 MAX_QVEL = 1e3
@@ -96,6 +97,11 @@ class TaskEnv(gym.Env):
 
     # -- to implement ----------------------------------------------------------------------------------------
     def sample_episode(self, rng: np.random.Generator) -> Episode:
+        """Draw layouts with `_draw` until one is valid (unambiguous, solvable, not already solved)."""
+        return retry(lambda: self._draw(rng), self.task_name)
+
+    def _draw(self, rng: np.random.Generator) -> Episode | None:
+        """One layout attempt; None rejects it. Tasks implement this (or override `sample_episode`)."""
         raise NotImplementedError
 
     def evaluate(self) -> tuple[dict[str, float], bool]:

@@ -54,9 +54,6 @@ def push_geometry(target_fp: float, anchor_xy: np.ndarray, anchor_fp: float, dir
 class PushEnv(TaskEnv):
     task_name = "push"
 
-    def sample_episode(self, rng: np.random.Generator) -> Episode:
-        return S.retry(lambda: self._draw(rng), self.task_name)
-
     def _draw(self, rng: np.random.Generator) -> Episode | None:
         n_pool = int(rng.integers(2, 4))
         colors = S.distinct_colors(rng, n_pool + 1)

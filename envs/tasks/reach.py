@@ -28,9 +28,6 @@ class ReachEnv(TaskEnv):
     task_name = "reach"
     relations = tuple(RELATIONS)
 
-    def sample_episode(self, rng: np.random.Generator) -> Episode:
-        return S.retry(lambda: self._draw(rng), self.task_name)
-
     def _draw(self, rng: np.random.Generator) -> Episode | None:
         shape = S.choose(rng, list(MOVABLE_SHAPES))
         n_pool = int(rng.integers(2, 4))

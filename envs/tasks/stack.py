@@ -24,9 +24,6 @@ BASE_PHRASES = {"larger": "the smaller one", "smaller": "the larger one"}
 class StackEnv(TaskEnv):
     task_name = "stack"
 
-    def sample_episode(self, rng: np.random.Generator) -> Episode:
-        return S.retry(lambda: self._draw(rng), self.task_name)
-
     def _draw(self, rng: np.random.Generator) -> Episode | None:
         colors = S.distinct_colors(rng, 2)
         sizes = [str(s) for s in rng.permutation(["small", "medium", "large"])[:2]]
