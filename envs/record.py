@@ -70,6 +70,8 @@ class EnvFamily:
         names_module: module exposing `STATE_NAMES` (and optionally `ACTION_NAMES`) for dataset feature names.
         validate: `fn(cfg)` raising ValueError on a bad config; None -> `EnvConfig.__post_init__`.
         make: `fn(cfg) -> gym.Env` (time-limited, no expert); None -> `EnvConfig.make`.
+        privileged_names: module:attr of the names of `info["privileged_state"]` (ground truth recorded as
+            `PRIVILEGED_KEY` for auxiliary losses), or None when the family has no such state.
     """
 
     expert_wrapper: str
@@ -77,11 +79,15 @@ class EnvFamily:
     names_module: str
     validate: str | None = None
     make: str | None = None
+    privileged_names: str | None = None
 
 
 ENV_FAMILIES: dict[str, EnvFamily] = {
     "svla/": EnvFamily(
-        expert_wrapper="envs.experts:ExpertActionWrapper", registry_module="envs", names_module="envs.robot"
+        expert_wrapper="envs.experts:ExpertActionWrapper",
+        registry_module="envs",
+        names_module="envs.robot",
+        privileged_names="envs.tasks.base:PRIVILEGED_NAMES",
     ),
     "metaworld/": EnvFamily(
         expert_wrapper="envs.metaworld_env:MetaWorldExpertWrapper",
@@ -196,6 +202,8 @@ class RecordConfig:
 
 
 MIN_EPISODE_FRAMES = 2
+ENCODER_QUEUE_FRAMES = 100_000  # > any episode (~50 kB frames at 128 px; the queue holds one episode)
+PRIVILEGED_KEY = "privileged.target_goal"  # ground truth for auxiliary losses; never a policy input
 
 
 class RecordingError(RuntimeError):
@@ -221,6 +229,7 @@ class Episode:
     images: dict[str, list[np.ndarray]] = field(default_factory=dict)  # cam -> T x [H, W, 3] uint8
     states: list[np.ndarray] = field(default_factory=list)  # T x [state_dim] float32
     actions: list[np.ndarray] = field(default_factory=list)  # T x [4] float32
+    privileged: list[np.ndarray] = field(default_factory=list)  # T x [P] float32 (families that have it)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -239,6 +248,8 @@ class ExpertPool:
         )
         self.cameras = list(self.env.single_observation_space["pixels"].keys())
         self.state_dim = int(self.env.single_observation_space["agent_pos"].shape[0])
+        names = env_family(env_cfg.id).privileged_names
+        self.privileged_names = list(_resolve(names)) if names else []
         self.launched: list[int] = []
         self._stepping = False  # a step_async is in flight (the consumer stopped between async and wait)
 
@@ -259,14 +270,15 @@ class ExpertPool:
         seeds = iter(range(first_seed, first_seed + limit))
         slots: list[Episode | None] = [None] * n
         actions = np.zeros((n, *self.env.single_action_space.shape), np.float32)
+        priv = np.zeros((n, len(self.privileged_names)), np.float32)  # info["privileged_state"] of obs_t
         finished: dict[int, Episode] = {}
         next_yield = first_seed
-        obs = self._launch(slots, seeds, actions)
+        obs = self._launch(slots, seeds, actions, priv)
         while any(ep is not None for ep in slots):
             # frame t of every running episode = (obs_t, expert action_t); then step all workers
             for i, ep in enumerate(slots):
                 if ep is not None:
-                    _append_frame(ep, obs, i, actions[i])
+                    _append_frame(ep, obs, i, actions[i], priv[i] if priv.shape[1] else None)
             self.env.step_async(actions)
             self._stepping = True
             while next_yield in finished:  # the consumer writes these while the workers step
@@ -278,18 +290,25 @@ class ExpertPool:
                 if ep is None:
                     continue
                 actions[i] = _info_at(infos, "expert_action", i)
+                if priv.shape[1]:
+                    priv[i] = _info_at(infos, "privileged_state", i)
                 ep.success = bool(_info_at(infos, "is_success", i))
                 if ep.success or terminated[i] or truncated[i]:
                     finished[ep.seed], slots[i] = ep, None
                     actions[i] = 0.0  # an idle worker (no seed left) is stepped with a zero action
             if any(ep is None for ep in slots):
-                obs = self._launch(slots, seeds, actions, obs)
+                obs = self._launch(slots, seeds, actions, priv, obs)
         while next_yield in finished:
             yield finished.pop(next_yield)
             next_yield += 1
 
     def _launch(
-        self, slots: list[Episode | None], seeds: Iterator[int], actions: np.ndarray, obs: dict | None = None
+        self,
+        slots: list[Episode | None],
+        seeds: Iterator[int],
+        actions: np.ndarray,
+        priv: np.ndarray,
+        obs: dict | None = None,
     ) -> dict:
         """Reset every idle slot with the next seed, if any are left; returns the batched observation."""
         reset_seeds: list[int | None] = [None] * len(slots)
@@ -305,6 +324,8 @@ class ExpertPool:
         new_obs, infos = self.env.reset(seed=reset_seeds, options={"reset_mask": mask})
         for i in np.flatnonzero(mask):
             actions[i] = _info_at(infos, "expert_action", i)
+            if priv.shape[1]:
+                priv[i] = _info_at(infos, "privileged_state", i)
         return new_obs
 
 
@@ -315,11 +336,15 @@ def _info_at(infos: dict, key: str, i: int) -> Any:
     raise KeyError(f"env {i} returned no info[{key!r}]; the env contract requires it (see ENV_FAMILIES)")
 
 
-def _append_frame(ep: Episode, obs: dict, i: int, action: np.ndarray) -> None:
+def _append_frame(
+    ep: Episode, obs: dict, i: int, action: np.ndarray, privileged: np.ndarray | None = None
+) -> None:
     for cam, batch in obs["pixels"].items():
         ep.images.setdefault(cam, []).append(np.array(batch[i], dtype=np.uint8))
     ep.states.append(np.asarray(obs["agent_pos"][i], dtype=np.float32).copy())
     ep.actions.append(np.asarray(action, dtype=np.float32).copy())
+    if privileged is not None:
+        ep.privileged.append(np.asarray(privileged, dtype=np.float32).copy())
     if not ep.task:
         ep.task = str(obs["instruction"][i])
 
@@ -327,8 +352,12 @@ def _append_frame(ep: Episode, obs: dict, i: int, action: np.ndarray) -> None:
 # ------------------------------------------------------------------------------------------------------------
 # Dataset writing
 # ------------------------------------------------------------------------------------------------------------
-def dataset_features(env_cfg: RecordEnvConfig, cameras: list[str], state_dim: int) -> dict[str, dict]:
-    """LeRobot features: a video per camera, `observation.state`, `action` (plus the per-frame task)."""
+def dataset_features(
+    env_cfg: RecordEnvConfig, cameras: list[str], state_dim: int, privileged_names: list[str] | None = None
+) -> dict[str, dict]:
+    """LeRobot features: a video per camera, `observation.state`, `action` (plus the per-frame task), and
+    `PRIVILEGED_KEY` when the env family has privileged ground truth. Its key does not start with
+    `observation.`, so lerobot policies (e.g. ACT) never take it as an input."""
     names = importlib.import_module(env_family(env_cfg.id).names_module)
     state_names = list(getattr(names, "STATE_NAMES", [])) or [f"state_{i}" for i in range(state_dim)]
     if len(state_names) != state_dim:
@@ -339,6 +368,9 @@ def dataset_features(env_cfg: RecordEnvConfig, cameras: list[str], state_dim: in
     features: dict[str, dict] = {f"observation.images.{cam}": dict(video) for cam in cameras}
     features["observation.state"] = {"dtype": "float32", "shape": (state_dim,), "names": state_names}
     features["action"] = {"dtype": "float32", "shape": (len(action_names),), "names": action_names}
+    if privileged_names:
+        names_p = list(privileged_names)
+        features[PRIVILEGED_KEY] = {"dtype": "float32", "shape": (len(names_p),), "names": names_p}
     return features
 
 
@@ -355,6 +387,9 @@ def _create_dataset(cfg: RecordConfig, root: Path, features: dict) -> Any:
         use_videos=True,
         rgb_encoder=RGBEncoderConfig(vcodec=cfg.video_codec, crf=cfg.video_crf),
         streaming_encoding=True,
+        # lerobot's streaming encoder DROPS frames when its queue is full (a loaded CPU): a queue longer than
+        # any episode makes that impossible (episodes are written whole, after they finish)
+        encoder_queue_maxsize=ENCODER_QUEUE_FRAMES,
     )
 
 
@@ -362,6 +397,8 @@ def _write_episode(dataset: Any, ep: Episode) -> None:
     for t in range(len(ep)):
         frame = {f"observation.images.{cam}": frames[t] for cam, frames in ep.images.items()}
         frame.update({"observation.state": ep.states[t], "action": ep.actions[t], "task": ep.task})
+        if ep.privileged:
+            frame[PRIVILEGED_KEY] = ep.privileged[t]
         dataset.add_frame(frame)
     dataset.save_episode()
 
@@ -465,7 +502,8 @@ def record(cfg: RecordConfig, on_episode: Callable[[int, Episode], None] | None 
     try:
         with ExpertPool(cfg.env, cfg.num_envs, cfg.mp_context) as pool:
             _check_fps(cfg, pool.env.metadata)
-            dataset = _create_dataset(cfg, staging, dataset_features(cfg.env, pool.cameras, pool.state_dim))
+            features = dataset_features(cfg.env, pool.cameras, pool.state_dim, pool.privileged_names)
+            dataset = _create_dataset(cfg, staging, features)
             outcomes = _collect(cfg, pool, dataset, on_episode)
             launched = list(pool.launched)
         dataset.finalize()

@@ -20,7 +20,14 @@ import pytest  # noqa: E402
 from hydra.errors import MissingConfigException  # noqa: E402
 
 from envs.hydra_utils import CONF_DIR, ConfigError, compose  # noqa: E402
-from envs.record import RECORDING_INFO, RecordConfig, RecordingError, load_recording_info, record  # noqa: E402
+from envs.record import (  # noqa: E402
+    PRIVILEGED_KEY,
+    RECORDING_INFO,
+    RecordConfig,
+    RecordingError,
+    load_recording_info,
+    record,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SVLA_ENVS = ["lift", "reach", "push", "pick_place", "stack"]
@@ -63,6 +70,8 @@ def _roundtrip(cfg: RecordConfig) -> list[float]:
             assert item["task"] == ep.task and ep.task
             np.testing.assert_array_equal(item["observation.state"].numpy(), ep.states[t])
             np.testing.assert_array_equal(item["action"].numpy(), ep.actions[t])
+            if ep.privileged:  # the simulator's ground truth of frame t, kept aligned with it
+                np.testing.assert_array_equal(item[PRIVILEGED_KEY].numpy(), ep.privileged[t])
             for cam, frames in ep.images.items():
                 decoded = item[f"observation.images.{cam}"].permute(1, 2, 0).numpy() * 255.0  # [H, W, 3]
                 diffs.append(float(np.abs(decoded - frames[t]).mean()))
@@ -90,7 +99,19 @@ def test_svla_task_dataset_roundtrip(env, tmp_path):
     if not (CONF_DIR / "env" / f"{env}.yaml").is_file():
         pytest.skip(f"conf/env/{env}.yaml does not exist yet")
     pytest.importorskip("envs.experts", reason="envs.experts (ExpertActionWrapper) does not exist yet")
-    diffs = _roundtrip(_cfg(env, tmp_path / env))
+    cfg = _cfg(env, tmp_path / env)
+    diffs = _roundtrip(cfg)
+    # privileged ground truth (auxiliary targets): frame 0 is the target/goal of the seed's fresh episode
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    first = LeRobotDataset(cfg.dataset_repo_id, root=cfg.dataset_root)[0][PRIVILEGED_KEY].numpy()
+    live = cfg.env.make()
+    try:
+        _, info = live.reset(seed=load_recording_info(cfg.dataset_root)["seeds"][0])
+    finally:
+        live.close()
+    np.testing.assert_allclose(first, info["privileged_state"], atol=1e-6)
+    assert np.abs(first[:2]).max() > 0  # a real position, not a zero placeholder
     print(f"{env}: frame mean abs diff: mean {np.mean(diffs):.2f}, max {max(diffs):.2f}")
 
 

@@ -136,3 +136,29 @@ def test_checkpoint_feature_mismatch_names_both_sides(tmp_path):
         check_features(feats, {"cameras": ["corner"], "state_dim": 9, "action_dim": 4}, "dataset")
     with pytest.raises(CheckpointError, match="missing"):
         load_policy(tmp_path)
+
+
+def test_privileged_targets_train_an_auxiliary_loss_but_are_never_an_input():
+    """With `privileged.target_goal` statistics, training adds the auxiliary L1 (it falls on a fixed batch);
+    rollout needs nothing privileged and a batch without the key trains on the action loss alone."""
+    from envs.record import PRIVILEGED_KEY
+
+    stats = STATS | {PRIVILEGED_KEY: {"mean": [0.0] * 6, "std": [0.1] * 6}}
+    torch.manual_seed(0)
+    policy = SpatialVLAPolicy(PolicyConfig(head=HeadConfig(name="l1_chunk")), stats)
+    assert policy.dims.aux_dim == 6
+    batch = _batch() | {PRIVILEGED_KEY: torch.randn(B, 6, generator=torch.Generator().manual_seed(1)) * 0.1}
+    opt = torch.optim.AdamW(policy.parameters(), lr=2e-3)
+    auxes = []
+    for _ in range(15):
+        loss, metrics = policy(batch)
+        assert loss.item() == pytest.approx(metrics["l1"] + metrics["aux_l1"], rel=1e-5)
+        auxes.append(metrics["aux_l1"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert auxes[-1] < 0.7 * auxes[0]
+    _, metrics = policy(_batch())  # no privileged key: action loss only
+    assert "aux_l1" not in metrics
+    policy.eval()
+    assert policy.predict_action_chunk(_obs()).shape == (2, H, A)  # env observations carry no ground truth

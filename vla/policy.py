@@ -23,7 +23,7 @@ from vla.features import BackboneFeatures, image_token_coords, select_layers
 from vla.heads import HeadDims, build_head
 from vla.heads.action_tokens import ACTION_TOKENS
 from vla.normalize import feature_dim
-from vla.processor import ACTION_KEY, STATE_KEY, VLAProcessor
+from vla.processor import ACTION_KEY, PRIVILEGED_KEY, STATE_KEY, VLAProcessor
 
 
 def inject_lora(model, cfg) -> None:
@@ -59,6 +59,7 @@ class SpatialVLAPolicy(nn.Module):
             action_dim=feature_dim(stats, ACTION_KEY),
             state_dim=feature_dim(stats, STATE_KEY),
             n_cameras=len(cfg.cameras),
+            aux_dim=feature_dim(stats, PRIVILEGED_KEY) if PRIVILEGED_KEY in stats else 0,
         )
         self.head = build_head(cfg.head.name, dims, **cfg.head.kwargs)
         self.uses_lm = getattr(self.head, "uses_lm", False)
@@ -148,7 +149,8 @@ class SpatialVLAPolicy(nn.Module):
             self.backbone.model.rope_deltas = None
             loss, metrics = self.head.lm_loss(out.logits, lm["input_ids"], is_pad)
         else:
-            loss, metrics = self.head.loss(self._features(inputs), inputs["state"], actions, is_pad)
+            feats = self._features(inputs)
+            loss, metrics = self.head.loss(feats, inputs["state"], actions, is_pad, inputs.get("aux_target"))
         metrics["loss"] = float(loss.detach())
         return loss, metrics
 

@@ -9,6 +9,9 @@ Train/eval parity is the field's most common silent failure, so both paths meet 
   (tokenized once per distinct instruction), left padding (so suffix tokens sit at the same positions for
   every row), `mm_token_type_ids` (3D M-RoPE positions), and state / action normalization with the dataset
   statistics saved in the checkpoint.
+- Training batches may also carry `PRIVILEGED_KEY` (the target and goal positions the simulator knows); when
+  the checkpoint's statistics include it, it is normalized into `aux_target` for an auxiliary loss. It is
+  never a model input: `raw_from_env` does not read it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from envs.record import PRIVILEGED_KEY
 from vla.images import FastPatchifier
 from vla.normalize import Normalizer, StatsError
 
@@ -36,6 +40,7 @@ class RawObservation:
     instructions: list[str]
     actions: torch.Tensor | None = None  # [B, H, A] (training)
     action_is_pad: torch.Tensor | None = None  # [B, H] bool
+    privileged: torch.Tensor | None = None  # [B, P] (training only: auxiliary target)
 
 
 class VLAProcessor:
@@ -53,6 +58,7 @@ class VLAProcessor:
             raise StatsError(f"statistics are missing {missing}; have {sorted(stats)}")
         self.state_norm = Normalizer(STATE_KEY, stats, norm_modes[0])
         self.action_norm = Normalizer(ACTION_KEY, stats, norm_modes[1])
+        self.aux_norm = Normalizer(PRIVILEGED_KEY, stats, "mean_std") if PRIVILEGED_KEY in stats else None
         self._prompt_ids = lru_cache(maxsize=256)(self._build_prompt_ids)
 
     # -- adapters -------------------------------------------------------------------------------------------
@@ -63,7 +69,12 @@ class VLAProcessor:
         images = {c: batch[image_key(c)].float() for c in self.cameras}
         tasks = batch["task"]
         return RawObservation(
-            images, batch[STATE_KEY].float(), list(tasks), batch.get(ACTION_KEY), batch.get("action_is_pad")
+            images,
+            batch[STATE_KEY].float(),
+            list(tasks),
+            batch.get(ACTION_KEY),
+            batch.get("action_is_pad"),
+            batch.get(PRIVILEGED_KEY),
         )
 
     def raw_from_env(self, obs: dict) -> RawObservation:
@@ -131,4 +142,6 @@ class VLAProcessor:
             out["action_is_pad"] = (
                 is_pad if is_pad is not None else torch.zeros(raw.actions.shape[:2], dtype=torch.bool)
             )
+        if raw.privileged is not None and self.aux_norm is not None:
+            out["aux_target"] = self.aux_norm(raw.privileged.float())  # [B, P]
         return out

@@ -43,7 +43,7 @@ from vla.checkpoint import check_features, load_policy, read_features, save_poli
 from vla.data import DatasetError, batch_indices, dataset_features, open_dataset
 from vla.normalize import select_stats
 from vla.policy import SpatialVLAPolicy
-from vla.processor import ACTION_KEY, STATE_KEY
+from vla.processor import ACTION_KEY, PRIVILEGED_KEY, STATE_KEY
 from vla.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,8 @@ def train(cfg: TrainConfig) -> dict:
                 f"policy.cameras={cfg.policy.cameras} but dataset {cfg.dataset.repo_id} has cameras "
                 f"{have}; set policy.cameras to a subset of them"
             )
-        policy = SpatialVLAPolicy(cfg.policy, select_stats(dataset.meta.stats, (STATE_KEY, ACTION_KEY)))
+        keys = (STATE_KEY, ACTION_KEY) + ((PRIVILEGED_KEY,) if PRIVILEGED_KEY in dataset.meta.stats else ())
+        policy = SpatialVLAPolicy(cfg.policy, select_stats(dataset.meta.stats, keys))
     apply_freeze(policy, cfg.freeze)
     if cfg.policy.lora.enabled:
         train_only_lora(policy)

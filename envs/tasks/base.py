@@ -11,6 +11,9 @@ Design decisions:
   cameras}, "agent_pos": float32 (9,), "instruction": str}` ("pixels" is absent when `cameras=()`: headless
   runs of the experts), `agent_pos` layout in `envs.robot.STATE_NAMES`. Action: float32 (4,) in [-1, 1]
   (`envs.robot`); values outside are clipped, a wrong shape or a non-finite value raises ValueError.
+- `info["privileged_state"]` (float32 (6,), `PRIVILEGED_NAMES`): the target object's current position and the
+  goal point (the task's goal, else the reference object, else the target's start), world frame. Ground truth
+  for auxiliary training losses only: a policy must never read it at rollout.
 - `reward = sum(info["reward_components"].values())`; `info["is_success"]` is the task predicate at this step;
   with `terminate_on_success` the episode ends on success. Time limits come from `TimeLimit` (registration).
 - An unstable simulation (non-finite qpos/qvel, |qvel| > 1e3, or a MuJoCo bad-qacc/qvel/qpos warning during
@@ -36,6 +39,7 @@ from envs.tasks.sampling import retry
 PHYSICS_TIMESTEP = 0.002
 MAX_QVEL = 1e3
 STATE_BOUND = 10.0  # |agent_pos| entries are clipped to this (metres, m/s; real values stay well inside)
+PRIVILEGED_NAMES = ("target_x", "target_y", "target_z", "goal_x", "goal_y", "goal_z")
 _BAD_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQVEL,
                  mujoco.mjtWarning.mjWARN_BADQPOS)
 
@@ -211,7 +215,22 @@ class TaskEnv(gym.Env):
     def _info(self, success: bool, components: dict[str, float] | None = None) -> dict[str, Any]:
         assert self.episode is not None
         return {"is_success": bool(success), "instruction": self.episode.instruction,
-                "reward_components": dict(components or {}), "task": self.task_name}
+                "reward_components": dict(components or {}), "task": self.task_name,
+                "privileged_state": self.privileged_state()}
+
+    def privileged_state(self) -> np.ndarray:
+        """Target position now and the goal point (`PRIVILEGED_NAMES`): float32 (6,), world frame."""
+        ep = self.episode
+        assert ep is not None
+        target = self.object_pos(ep.target)
+        if ep.goal is not None:
+            goal = np.asarray(ep.goal, dtype=np.float64)
+        elif ep.reference is not None:
+            goal = self.object_pos(ep.reference)
+        else:
+            goal = np.asarray(ep.spec.object(ep.target).pos, dtype=np.float64)
+        state = np.concatenate([target, goal]).astype(np.float32)
+        return np.clip(np.nan_to_num(state, nan=0.0), -STATE_BOUND, STATE_BOUND)
 
 
 def tanh_closeness(distance: float, scale: float = 10.0) -> float:

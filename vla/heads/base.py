@@ -27,6 +27,7 @@ class HeadDims:
     action_dim: int
     state_dim: int
     n_cameras: int = 1
+    aux_dim: int = 0  # size of the auxiliary target (privileged target/goal positions); 0 = none
 
 
 class ActionHead(nn.Module):
@@ -37,8 +38,14 @@ class ActionHead(nn.Module):
         return None
 
     def loss(
-        self, feats: BackboneFeatures, state: torch.Tensor, actions: torch.Tensor, is_pad: torch.Tensor
+        self,
+        feats: BackboneFeatures,
+        state: torch.Tensor,
+        actions: torch.Tensor,
+        is_pad: torch.Tensor,
+        aux: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
+        """aux [B, P]: the normalized auxiliary target when the batch has one (heads may ignore it)."""
         raise NotImplementedError
 
     def predict(self, feats: BackboneFeatures, state: torch.Tensor) -> torch.Tensor:
@@ -105,6 +112,29 @@ class SpatialKeypoints(nn.Module):
         attn = torch.softmax(logits, dim=-1)  # [B, Q*K, S]
         xy = attn @ feats.token_coords  # [B, Q*K, 2 + C]
         return xy.view(b, nq, -1)  # [B, Q, K * (2 + C)]
+
+
+class AuxTargets(nn.Module):
+    """Predicts the privileged target/goal positions from head features (L1 when the batch has them).
+
+    Why: the policy has to find the object the words name before it can act on it, and the action loss alone
+    teaches that slowly (DESIGN.md section 6, learning probe). The simulator knows where the target and goal
+    are, so the head learns to say where they are (an auxiliary loss on the training data) and the action
+    decoder reads that prediction. At rollout nothing privileged is read: the prediction comes from the image.
+    x [B, F] -> [B, P] (normalized positions).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 128):
+        super().__init__()
+        self.out_dim = out_dim
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    @staticmethod
+    def loss(pred: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor | None:
+        return None if target is None else (pred - target).abs().mean()
 
 
 def masked_mean(x: torch.Tensor, is_pad: torch.Tensor) -> torch.Tensor:

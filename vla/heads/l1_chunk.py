@@ -5,6 +5,8 @@ attention) to the image and instruction tokens. Their hidden states from several
 softmax weights, VLA-Adapter) and, with the proprio state, mapped by an MLP to the whole chunk in one pass.
 A spatial soft-argmax readout (`SpatialKeypoints`) gives the MLP the image coordinates each query attends to.
 Loss: L1 on the normalized actions, padding steps masked.
+With privileged targets in the dataset (`HeadDims.aux_dim` > 0), the first query also predicts the target
+and goal positions (`AuxTargets`, weight `aux_weight`), and the MLP reads that prediction.
 """
 
 from __future__ import annotations
@@ -13,14 +15,22 @@ import torch
 from torch import nn
 
 from vla.features import BackboneFeatures
-from vla.heads.base import ActionHead, HeadDims, LayerMix, SpatialKeypoints, masked_mean, register_head
+from vla.heads.base import (
+    ActionHead,
+    AuxTargets,
+    HeadDims,
+    LayerMix,
+    SpatialKeypoints,
+    masked_mean,
+    register_head,
+)
 
 
 @register_head("l1_chunk")
 class L1ChunkHead(ActionHead):
-    def __init__(self, dims: HeadDims, mlp_hidden: int = 256, keypoints: int = 4):
+    def __init__(self, dims: HeadDims, mlp_hidden: int = 256, keypoints: int = 4, aux_weight: float = 1.0):
         super().__init__()
-        self.dims = dims
+        self.dims, self.aux_weight = dims, aux_weight
         self.num_query_tokens = dims.chunk
         self.queries = nn.Parameter(torch.randn(dims.chunk, dims.hidden) * 0.02)
         self.mix = LayerMix(dims.num_layers_read, dims.hidden)
@@ -31,8 +41,10 @@ class L1ChunkHead(ActionHead):
             else None
         )
         kp_dim = self.keypoints.out_dim if self.keypoints else 0
+        self.aux = AuxTargets(dims.hidden + kp_dim, dims.aux_dim) if dims.aux_dim and aux_weight > 0 else None
+        aux_dim = self.aux.out_dim if self.aux else 0
         self.mlp = nn.Sequential(
-            nn.Linear(2 * dims.hidden + kp_dim, mlp_hidden),
+            nn.Linear(2 * dims.hidden + kp_dim + aux_dim, mlp_hidden),
             nn.GELU(),
             nn.Linear(mlp_hidden, mlp_hidden),
             nn.GELU(),
@@ -42,15 +54,27 @@ class L1ChunkHead(ActionHead):
     def query_embeddings(self, batch_size: int) -> torch.Tensor:
         return self.queries.unsqueeze(0).expand(batch_size, -1, -1)  # [B, H, D]
 
-    def predict(self, feats: BackboneFeatures, state: torch.Tensor) -> torch.Tensor:
+    def _forward(self, feats: BackboneFeatures, state: torch.Tensor):
         q = self.mix(feats.queries)  # [B, H, D]
         s = self.state_proj(state).unsqueeze(1).expand_as(q)  # [B, H, D]
-        parts = [q, s]
-        if self.keypoints is not None:
-            parts.append(self.keypoints(q, feats))  # [B, H, K * (2 + C)]
-        return self.mlp(torch.cat(parts, dim=-1))  # [B, H, A]
+        kp = self.keypoints(q, feats) if self.keypoints is not None else None  # [B, H, K * (2 + C)]
+        parts = [q, s] if kp is None else [q, s, kp]
+        aux = None
+        if self.aux is not None:
+            first = q[:, 0] if kp is None else torch.cat([q[:, 0], kp[:, 0]], dim=-1)  # [B, D + K * (2 + C)]
+            aux = self.aux(first)  # [B, P]
+            parts.append(aux.unsqueeze(1).expand(-1, q.shape[1], -1))  # [B, H, P]
+        return self.mlp(torch.cat(parts, dim=-1)), aux  # [B, H, A], [B, P]
 
-    def loss(self, feats, state, actions, is_pad):
-        pred = self.predict(feats, state)  # [B, H, A]
+    def predict(self, feats: BackboneFeatures, state: torch.Tensor) -> torch.Tensor:
+        return self._forward(feats, state)[0]
+
+    def loss(self, feats, state, actions, is_pad, aux=None):
+        pred, aux_pred = self._forward(feats, state)  # [B, H, A], [B, P]
         l1 = masked_mean((pred - actions).abs().mean(-1), is_pad)
-        return l1, {"l1": float(l1.detach())}
+        metrics = {"l1": float(l1.detach())}
+        aux_l1 = AuxTargets.loss(aux_pred, aux) if aux_pred is not None else None
+        if aux_l1 is None:
+            return l1, metrics
+        metrics["aux_l1"] = float(aux_l1.detach())
+        return l1 + self.aux_weight * aux_l1, metrics
