@@ -10,6 +10,9 @@ Decisions:
   it with the same batch order (see `vla.data.batch_indices`), so a resumed run ends where an uninterrupted
   one would.
 - A non-finite loss stops the run before the optimizer step, naming the step and the last good checkpoint.
+- The step loop itself (`run_loop`, with `make_accelerator` and `make_loader`) is policy-agnostic: it needs
+  `policy(batch) -> (loss, metrics)` and a save function, so peer baselines (`vla.baselines.act`) train with
+  the same loop, checkpoints, resume and logs.
 """
 
 from __future__ import annotations
@@ -19,19 +22,22 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from envs.hydra_utils import to_yaml
-from spatial_backbone.device import apply_runtime, resolve_runtime
+from spatial_backbone.device import Runtime, apply_runtime, resolve_runtime
 from spatial_backbone.training_state import (
     NonFiniteLossError,
     last_checkpoint,
@@ -44,7 +50,7 @@ from vla.data import DatasetError, batch_indices, dataset_features, open_dataset
 from vla.normalize import select_stats
 from vla.policy import SpatialVLAPolicy
 from vla.processor import ACTION_KEY, PRIVILEGED_KEY, STATE_KEY
-from vla.train_config import TrainConfig
+from vla.train_config import DatasetConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +94,134 @@ def param_groups(policy: SpatialVLAPolicy, cfg: TrainConfig) -> list[dict]:
     return [{"params": ps, "lr": lrs[k], "name": k} for k, ps in groups.items() if ps]
 
 
-def _dataset_json(cfg: TrainConfig) -> str:
-    root = str(Path(cfg.dataset.root).resolve()) if cfg.dataset.root else None
-    return json.dumps(asdict(cfg.dataset) | {"root": root})
+def dataset_json(dataset: DatasetConfig) -> str:
+    """`dataset.json` of a checkpoint: the training dataset with an absolute root (evaluation reads it)."""
+    root = str(Path(dataset.root).resolve()) if dataset.root else None
+    return json.dumps(asdict(dataset) | {"root": root})
+
+
+@dataclass
+class LoopConfig:
+    """What the shared step loop needs from a trainer's config."""
+
+    steps: int
+    save_every: int
+    log_every: int
+    grad_clip: float
+    progress: bool
+
+
+@dataclass
+class Run:
+    """One training run as `run_loop` sees it. `policy(batch) -> (loss, metrics)` with `metrics["loss"]`;
+    `save(unwrapped_policy, checkpoint_dir, training_state)` writes a checkpoint atomically."""
+
+    acc: Accelerator
+    policy: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    out: Path
+    save: Callable[[nn.Module, Path, dict], Any]
+
+
+def make_accelerator(rt: Runtime, out: Path, grad_accum: int = 1) -> Accelerator:
+    """CPU or GPU (bf16 mixed precision when the runtime chose bf16), TensorBoard logs under `out`."""
+    mp = "bf16" if rt.device.type == "cuda" and rt.dtype == torch.bfloat16 else "no"
+    acc = Accelerator(
+        cpu=rt.device.type == "cpu",
+        mixed_precision=mp,
+        gradient_accumulation_steps=grad_accum,
+        log_with="tensorboard",
+        project_dir=str(out),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    acc.print(f"processes: {acc.num_processes} ({acc.distributed_type}), device: {acc.device}")
+    return acc
+
+
+def make_loader(dataset, batch_size: int, seed: int, start: int, acc: Accelerator, num_workers: int):
+    """Batches in the resumable order of `batch_indices` from global step `start`, this process's share."""
+    sampler = batch_indices(len(dataset), batch_size, seed, start, acc.process_index, acc.num_processes)
+    # spawn, not fork: a torchcodec decoder inherited from the parent breaks in forked workers (DESIGN.md 6)
+    workers = {"num_workers": num_workers}
+    if num_workers > 0:
+        workers |= {"multiprocessing_context": "spawn", "persistent_workers": True, "prefetch_factor": 4}
+    return DataLoader(dataset, batch_sampler=sampler, **workers)
+
+
+def run_loop(run: Run, loader, loop: LoopConfig, start: int, last_good: str | None) -> dict:
+    """Optimize from step `start` to `loop.steps`: log to TensorBoard and `train_history.jsonl`, checkpoint
+    every `save_every` steps and at the end (`checkpoints/step_XXXXXXX` + the `last` marker), stop on a
+    non-finite loss. Returns the summary `train` returns."""
+    acc, policy, optimizer, scheduler, out = run.acc, run.policy, run.optimizer, run.scheduler, run.out
+    if acc.is_main_process:
+        acc.init_trackers("tb")
+    history = []
+    bar = tqdm(
+        total=loop.steps, initial=start, disable=not (loop.progress and acc.is_main_process), desc="train"
+    )
+    policy.train()
+    step, t0, wait, compute = start, time.perf_counter(), 0.0, 0.0
+    it = iter(loader)
+    while step < loop.steps:
+        # -- data --------------------------------------------------------------------------------------------
+        tw = time.perf_counter()
+        batch = next(it)
+        tc = time.perf_counter()
+        wait += tc - tw
+        # -- loss, backward, step ----------------------------------------------------------------------------
+        with acc.accumulate(policy):
+            loss, metrics = policy(batch)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss is {float(loss.detach())} at step {step + 1}; stopping before the optimizer step. "
+                    f"Last good checkpoint: {last_good or 'none yet'}. Lower the learning rates (optim.lr_*) "
+                    "or check the "
+                    f"dataset for NaN/inf values."
+                )
+            acc.backward(loss)
+            if acc.sync_gradients and loop.grad_clip > 0:
+                acc.clip_grad_norm_(policy.parameters(), loop.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        compute += time.perf_counter() - tc
+        step += 1
+        bar.update(1)
+        # -- log and checkpoint ------------------------------------------------------------------------------
+        if step % loop.log_every == 0 or step == loop.steps:
+            sps = (step - start) / (time.perf_counter() - t0)
+            metrics |= {"lr_head": scheduler.get_last_lr()[-1], "steps_per_s": sps}
+            acc.log(metrics, step=step)
+            history.append({"step": step, **metrics})
+            if acc.is_main_process:  # appended as it goes: a killed run keeps its curve
+                with open(out / "train_history.jsonl", "a") as f:
+                    f.write(json.dumps(history[-1]) + "\n")
+            bar.set_postfix(loss=f"{metrics['loss']:.4f}", sps=f"{sps:.2f}")
+        if step % loop.save_every == 0 or step == loop.steps:
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                name = f"step_{step:07d}"
+                state = {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": rng_state(),
+                    "step": step,
+                }
+                run.save(acc.unwrap_model(policy), out / "checkpoints" / name, state)
+                mark_last(out, name)
+                last_good = str(out / "checkpoints" / name)
+    bar.close()
+    acc.end_training()
+    return {
+        "steps": step,
+        "final_loss": history[-1]["loss"] if history else math.nan,
+        "checkpoint": last_good,
+        "data_wait_s": wait,
+        "compute_s": compute,
+        "wall_time_s": time.perf_counter() - t0,
+        "history": history,
+    }
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -98,16 +229,7 @@ def train(cfg: TrainConfig) -> dict:
     out = Path(cfg.output_dir)
     rt = resolve_runtime(cfg.policy.backbone.device, "auto", "auto", cfg.policy.backbone.num_threads)
     apply_runtime(rt)
-    mp = "bf16" if rt.device.type == "cuda" and rt.dtype == torch.bfloat16 else "no"
-    acc = Accelerator(
-        cpu=rt.device.type == "cpu",
-        mixed_precision=mp,
-        gradient_accumulation_steps=cfg.optim.grad_accum,
-        log_with="tensorboard",
-        project_dir=str(out),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
-    acc.print(f"processes: {acc.num_processes} ({acc.distributed_type}), device: {acc.device}")
+    acc = make_accelerator(rt, out, cfg.optim.grad_accum)
     seed_everything(cfg.seed)
     dataset = open_dataset(cfg.dataset, cfg.policy.chunk_size)
     ckpt = last_checkpoint(out) if cfg.resume else None
@@ -140,85 +262,13 @@ def train(cfg: TrainConfig) -> dict:
         (out / "train_config.yaml").write_text(to_yaml(cfg))
 
     policy, optimizer, scheduler = acc.prepare(policy, optimizer, scheduler)
-    sampler = batch_indices(
-        len(dataset), cfg.batch_size, cfg.seed, start, acc.process_index, acc.num_processes
-    )
-    # spawn, not fork: a torchcodec decoder inherited from the parent breaks in forked workers (DESIGN.md 6)
-    workers = {"num_workers": cfg.num_workers}
-    if cfg.num_workers > 0:
-        workers |= {"multiprocessing_context": "spawn", "persistent_workers": True, "prefetch_factor": 4}
-    loader = DataLoader(dataset, batch_sampler=sampler, **workers)
-    if acc.is_main_process:
-        acc.init_trackers("tb")
-    history = []
-    bar = tqdm(
-        total=cfg.steps, initial=start, disable=not (cfg.progress and acc.is_main_process), desc="train"
-    )
-    policy.train()
-    step, t0, wait, compute = start, time.perf_counter(), 0.0, 0.0
-    last_good = str(ckpt) if ckpt else None
-    it = iter(loader)
-    while step < cfg.steps:
-        # -- data --------------------------------------------------------------------------------------------
-        tw = time.perf_counter()
-        batch = next(it)
-        tc = time.perf_counter()
-        wait += tc - tw
-        # -- loss, backward, step ----------------------------------------------------------------------------
-        with acc.accumulate(policy):
-            loss, metrics = policy(batch)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"loss is {float(loss.detach())} at step {step + 1}; stopping before the optimizer step. "
-                    f"Last good checkpoint: {last_good or 'none yet'}. Lower the learning rates (optim.lr_*) "
-                    "or check the "
-                    f"dataset for NaN/inf values."
-                )
-            acc.backward(loss)
-            if acc.sync_gradients and cfg.optim.grad_clip > 0:
-                acc.clip_grad_norm_(policy.parameters(), cfg.optim.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-        compute += time.perf_counter() - tc
-        step += 1
-        bar.update(1)
-        # -- log and checkpoint ------------------------------------------------------------------------------
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            sps = (step - start) / (time.perf_counter() - t0)
-            metrics |= {"lr_head": scheduler.get_last_lr()[-1], "steps_per_s": sps}
-            acc.log(metrics, step=step)
-            history.append({"step": step, **metrics})
-            if acc.is_main_process:  # appended as it goes: a killed run keeps its curve
-                with open(out / "train_history.jsonl", "a") as f:
-                    f.write(json.dumps(history[-1]) + "\n")
-            bar.set_postfix(loss=f"{metrics['loss']:.4f}", sps=f"{sps:.2f}")
-        if step % cfg.save_every == 0 or step == cfg.steps:
-            acc.wait_for_everyone()
-            if acc.is_main_process:
-                name = f"step_{step:07d}"
-                state = {
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": rng_state(),
-                    "step": step,
-                }
-                save_policy(
-                    acc.unwrap_model(policy),
-                    out / "checkpoints" / name,
-                    training_state=state,
-                    extra_files={"dataset.json": _dataset_json(cfg)},
-                )
-                mark_last(out, name)
-                last_good = str(out / "checkpoints" / name)
-    bar.close()
-    acc.end_training()
-    summary = {
-        "steps": step,
-        "final_loss": history[-1]["loss"] if history else math.nan,
-        "checkpoint": last_good,
-        "data_wait_s": wait,
-        "compute_s": compute,
-        "history": history,
-    }
-    return summary
+    loader = make_loader(dataset, cfg.batch_size, cfg.seed, start, acc, cfg.num_workers)
+    loop = LoopConfig(cfg.steps, cfg.save_every, cfg.log_every, cfg.optim.grad_clip, cfg.progress)
+
+    def save(policy: SpatialVLAPolicy, path: Path, state: dict) -> None:
+        save_policy(
+            policy, path, training_state=state, extra_files={"dataset.json": dataset_json(cfg.dataset)}
+        )
+
+    run = Run(acc, policy, optimizer, scheduler, out, save)
+    return run_loop(run, loader, loop, start, str(ckpt) if ckpt else None)
