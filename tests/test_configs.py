@@ -12,6 +12,7 @@ from spatial_backbone.data.config import SpatialDataConfig
 from spatial_backbone.evaluation.cli import SpatialEvalConfig
 from spatial_backbone.rl.config import RLConfig
 from spatial_backbone.sft.config import SFTConfig
+from vla.baselines.act_config import ActTrainConfig
 from vla.evaluate import EvalConfig
 from vla.train_config import TrainConfig
 
@@ -22,6 +23,7 @@ APPS = {
     "spatial_eval": SpatialEvalConfig,
     "record": RecordConfig,
     "train": TrainConfig,
+    "train_act": ActTrainConfig,
     "eval": EvalConfig,
     "rl": RLConfig,
     "sft": SFTConfig,
@@ -34,6 +36,7 @@ GROUPS = {
     "spatial_eval": ["backbone"],
     "record": ["env"],
     "train": ["backbone", "head"],
+    "train_act": [],
     "eval": ["env"],
     "rl": ["backbone"],
     "sft": ["backbone"],

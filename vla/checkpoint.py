@@ -7,11 +7,16 @@ stats.json           dataset statistics used for normalization features.json    
 action dims the policy was trained on training_state.pt    (train checkpoints only) optimizer, scheduler, RNG
 states, step Writes go to a temporary sibling directory renamed into place, so a crash never leaves a half
 checkpoint.
+
+Other policy types (peer baselines) write their own layout plus `policy_type.txt` naming the type;
+`load_policy` dispatches on it through `LOADERS` (no file = this SpatialVLA layout, so old checkpoints load).
+Every type writes `features.json` and `policy.yaml`, which `svla-eval` reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 from pathlib import Path
@@ -27,6 +32,13 @@ from vla.config import PolicyConfig
 from vla.policy import SpatialVLAPolicy, base_state_dict
 
 REQUIRED = ("backbone/config.json", "head.safetensors", "policy.yaml", "stats.json", "features.json")
+POLICY_TYPE_FILE = "policy_type.txt"
+DEFAULT_POLICY_TYPE = "spatial_vla"
+# policy type -> "module:function(ckpt_dir, device)" returning the policy (imported when used)
+LOADERS = {
+    DEFAULT_POLICY_TYPE: "vla.checkpoint:load_spatial_vla",
+    "act": "vla.baselines.act_policy:load_act_policy",
+}
 
 
 class CheckpointError(ValueError):
@@ -74,7 +86,24 @@ def save_policy(
     return atomic_dir(Path(out_dir), write)
 
 
-def load_policy(ckpt_dir: str | os.PathLike, device: str = "auto") -> SpatialVLAPolicy:
+def policy_type(ckpt_dir: str | os.PathLike) -> str:
+    """The policy type a checkpoint records (`spatial_vla` when it records none)."""
+    marker = Path(ckpt_dir) / POLICY_TYPE_FILE
+    return marker.read_text().strip() if marker.is_file() else DEFAULT_POLICY_TYPE
+
+
+def load_policy(ckpt_dir: str | os.PathLike, device: str = "auto"):
+    """Load any policy checkpoint: the loader is chosen by the type the checkpoint records."""
+    kind = policy_type(ckpt_dir)
+    if kind not in LOADERS:
+        raise CheckpointError(
+            f"{ckpt_dir} records policy type {kind!r} ({POLICY_TYPE_FILE}); known types: {sorted(LOADERS)}"
+        )
+    module, fn = LOADERS[kind].split(":")
+    return getattr(importlib.import_module(module), fn)(ckpt_dir, device=device)
+
+
+def load_spatial_vla(ckpt_dir: str | os.PathLike, device: str = "auto") -> SpatialVLAPolicy:
     path = Path(ckpt_dir)
     missing = [f for f in REQUIRED if not (path / f).exists()]
     if missing:

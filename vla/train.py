@@ -146,7 +146,10 @@ def make_loader(dataset, batch_size: int, seed: int, start: int, acc: Accelerato
     workers = {"num_workers": num_workers}
     if num_workers > 0:
         workers |= {"multiprocessing_context": "spawn", "persistent_workers": True, "prefetch_factor": 4}
-    return DataLoader(dataset, batch_sampler=sampler, **workers)
+    # own generator: creating the iterator draws a base seed, which must not advance the global torch RNG
+    # (a resumed run restores that RNG and then creates its iterator; dropout / noise must continue unchanged)
+    generator = torch.Generator().manual_seed(seed + start)
+    return DataLoader(dataset, batch_sampler=sampler, generator=generator, **workers)
 
 
 def run_loop(run: Run, loader, loop: LoopConfig, start: int, last_good: str | None) -> dict:
