@@ -138,27 +138,55 @@ def test_checkpoint_feature_mismatch_names_both_sides(tmp_path):
         load_policy(tmp_path)
 
 
-def test_privileged_targets_train_an_auxiliary_loss_but_are_never_an_input():
-    """With `privileged.target_goal` statistics, training adds the auxiliary L1 (it falls on a fixed batch);
-    rollout needs nothing privileged and a batch without the key trains on the action loss alone."""
+def test_privileged_targets_train_auxiliary_losses_but_are_never_an_input():
+    """With `privileged.target_goal` statistics, training adds the 3D and image-pointer losses (they fall on a
+    fixed batch, and the pointers move toward the true image coordinates); rollout needs nothing privileged;
+    a batch without the key trains on the action loss alone."""
     from envs.record import PRIVILEGED_KEY
+    from envs.tasks.base import PRIVILEGED_NAMES
 
-    stats = STATS | {PRIVILEGED_KEY: {"mean": [0.0] * 6, "std": [0.1] * 6}}
+    n = len(PRIVILEGED_NAMES)
+    stats = STATS | {PRIVILEGED_KEY: {"mean": [0.0] * n, "std": [0.1] * n}}
     torch.manual_seed(0)
     policy = SpatialVLAPolicy(PolicyConfig(head=HeadConfig(name="l1_chunk")), stats)
-    assert policy.dims.aux_dim == 6
-    batch = _batch() | {PRIVILEGED_KEY: torch.randn(B, 6, generator=torch.Generator().manual_seed(1)) * 0.1}
+    assert policy.dims.aux_dim == 6 and policy.dims.aux_points == 2
+    priv = torch.rand(B, n, generator=torch.Generator().manual_seed(1)) * 1.6 - 0.8  # all points in view
+    batch = _batch() | {PRIVILEGED_KEY: priv}
     opt = torch.optim.AdamW(policy.parameters(), lr=2e-3)
-    auxes = []
-    for _ in range(15):
+    history = []
+    for _ in range(20):
         loss, metrics = policy(batch)
-        assert loss.item() == pytest.approx(metrics["l1"] + metrics["aux_l1"], rel=1e-5)
-        auxes.append(metrics["aux_l1"])
+        total = metrics["l1"] + metrics["aux_l1"] + metrics["uv_l1"]
+        assert loss.item() == pytest.approx(total, rel=1e-5)
+        history.append(metrics)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert auxes[-1] < 0.7 * auxes[0]
+    assert history[-1]["aux_l1"] < 0.7 * history[0]["aux_l1"]
+    assert history[-1]["uv_l1"] < 0.8 * history[0]["uv_l1"]
     _, metrics = policy(_batch())  # no privileged key: action loss only
-    assert "aux_l1" not in metrics
+    assert "aux_l1" not in metrics and "uv_l1" not in metrics
     policy.eval()
     assert policy.predict_action_chunk(_obs()).shape == (2, H, A)  # env observations carry no ground truth
+
+
+def test_pointer_targets_follow_the_policy_cameras():
+    """The image coordinates of each (point, camera) come from that camera's columns, in the policy's camera
+    order; a camera the privileged state lacks is out of view (masked out of the loss)."""
+    from envs.record import PRIVILEGED_KEY
+    from envs.tasks.base import PRIVILEGED_NAMES, privileged_uv_index
+
+    n = len(PRIVILEGED_NAMES)
+    stats = STATS | {PRIVILEGED_KEY: {"mean": [0.0] * n, "std": [1.0] * n}}
+    proc = _policy("l1_chunk", cameras=["wrist", "front"]).processor
+    proc = type(proc)(proc.hf, ["wrist", "front"], "{instruction}", stats, ("mean_std", "mean_std"))
+    priv = torch.arange(n, dtype=torch.float32)[None] / 100
+    aux = proc.aux_targets(priv)
+    i = privileged_uv_index("goal", "front")
+    assert aux["uv"][0, 1, 1].tolist() == pytest.approx(priv[0, i : i + 2].tolist())
+    i = privileged_uv_index("target", "wrist")
+    assert aux["uv"][0, 0, 0].tolist() == pytest.approx(priv[0, i : i + 2].tolist())
+    assert aux["xyz"].shape == (1, 6)
+    bad = STATS | {PRIVILEGED_KEY: {"mean": [0.0] * 6, "std": [1.0] * 6}}
+    with pytest.raises(StatsError, match="re-record"):
+        type(proc)(proc.hf, ["front"], "{instruction}", bad, ("mean_std", "mean_std"))

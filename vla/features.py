@@ -31,14 +31,21 @@ class BackboneFeatures:
         return [h[:, self.query_start :] for h in self.hidden_states]
 
 
+def _centres(n: int) -> torch.Tensor:
+    """Centres of n equal cells spanning [-1, 1]."""
+    return (torch.arange(n) + 0.5) / n * 2 - 1
+
+
 @functools.lru_cache(maxsize=32)
 def _grid_coords(grids: tuple[tuple[int, int, int], ...], merge: int) -> torch.Tensor:
-    """(x, y) in [-1, 1] + camera one-hot of every merged image token of one row: [N_img, 2 + C]."""
+    """(x, y) + camera one-hot of every merged image token of one row: [N_img, 2 + C]. (x, y) is the token's
+    centre in image coordinates scaled to [-1, 1] over the image (-1 = left/top edge), the frame in which the
+    privileged image coordinates of targets are given."""
     n_cams = len(grids)
     per_cam = []
     for cam, (_, gh, gw) in enumerate(grids):
         h, w = gh // merge, gw // merge
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        ys, xs = torch.meshgrid(_centres(h), _centres(w), indexing="ij")
         onehot = torch.zeros(h * w, n_cams)
         onehot[:, cam] = 1
         per_cam.append(torch.cat([xs.reshape(-1, 1), ys.reshape(-1, 1), onehot], dim=1))

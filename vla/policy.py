@@ -17,13 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from envs.tasks.base import PRIVILEGED_POINTS
 from spatial_backbone.factory import build_backbone
 from vla.config import PolicyConfig
 from vla.features import BackboneFeatures, image_token_coords, select_layers
 from vla.heads import HeadDims, build_head
 from vla.heads.action_tokens import ACTION_TOKENS
 from vla.normalize import feature_dim
-from vla.processor import ACTION_KEY, PRIVILEGED_KEY, STATE_KEY, VLAProcessor
+from vla.processor import ACTION_KEY, N_AUX_XYZ, PRIVILEGED_KEY, STATE_KEY, VLAProcessor
 
 
 def inject_lora(model, cfg) -> None:
@@ -59,7 +60,8 @@ class SpatialVLAPolicy(nn.Module):
             action_dim=feature_dim(stats, ACTION_KEY),
             state_dim=feature_dim(stats, STATE_KEY),
             n_cameras=len(cfg.cameras),
-            aux_dim=feature_dim(stats, PRIVILEGED_KEY) if PRIVILEGED_KEY in stats else 0,
+            aux_dim=N_AUX_XYZ if PRIVILEGED_KEY in stats else 0,
+            aux_points=len(PRIVILEGED_POINTS) if PRIVILEGED_KEY in stats else 0,
         )
         self.head = build_head(cfg.head.name, dims, **cfg.head.kwargs)
         self.uses_lm = getattr(self.head, "uses_lm", False)
@@ -84,7 +86,11 @@ class SpatialVLAPolicy(nn.Module):
         return next(self.parameters()).device
 
     def _to_device(self, inputs: dict) -> dict:
-        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in inputs.items()}
+        move = self._to_device
+        return {
+            k: v.to(self.device) if torch.is_tensor(v) else move(v) if isinstance(v, dict) else v
+            for k, v in inputs.items()
+        }
 
     # -- backbone --------------------------------------------------------------------------------
     def _features(self, inputs: dict) -> BackboneFeatures:
@@ -150,7 +156,7 @@ class SpatialVLAPolicy(nn.Module):
             loss, metrics = self.head.lm_loss(out.logits, lm["input_ids"], is_pad)
         else:
             feats = self._features(inputs)
-            loss, metrics = self.head.loss(feats, inputs["state"], actions, is_pad, inputs.get("aux_target"))
+            loss, metrics = self.head.loss(feats, inputs["state"], actions, is_pad, inputs.get("aux"))
         metrics["loss"] = float(loss.detach())
         return loss, metrics
 

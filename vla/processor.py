@@ -23,10 +23,18 @@ import numpy as np
 import torch
 
 from envs.record import PRIVILEGED_KEY
+from envs.tasks.base import (
+    OUT_OF_VIEW,
+    PRIVILEGED_CAMERAS,
+    PRIVILEGED_NAMES,
+    PRIVILEGED_POINTS,
+    privileged_uv_index,
+)
 from vla.images import FastPatchifier
 from vla.normalize import Normalizer, StatsError
 
 STATE_KEY, ACTION_KEY = "observation.state", "action"
+N_AUX_XYZ = 3 * len(PRIVILEGED_POINTS)  # the privileged state starts with the points' 3D positions
 
 
 def image_key(camera: str) -> str:
@@ -59,6 +67,12 @@ class VLAProcessor:
         self.state_norm = Normalizer(STATE_KEY, stats, norm_modes[0])
         self.action_norm = Normalizer(ACTION_KEY, stats, norm_modes[1])
         self.aux_norm = Normalizer(PRIVILEGED_KEY, stats, "mean_std") if PRIVILEGED_KEY in stats else None
+        if self.aux_norm is not None and self.aux_norm.dim != len(PRIVILEGED_NAMES):
+            raise StatsError(
+                f"{PRIVILEGED_KEY} has {self.aux_norm.dim} values in the dataset statistics but this version "
+                f"records {len(PRIVILEGED_NAMES)} ({', '.join(PRIVILEGED_NAMES)}); re-record the dataset "
+                "with svla-record"
+            )
         self._prompt_ids = lru_cache(maxsize=256)(self._build_prompt_ids)
 
     # -- adapters -------------------------------------------------------------------------------------------
@@ -94,6 +108,19 @@ class VLAProcessor:
         instr = obs["instruction"]
         instr = [instr] if isinstance(instr, str) else [str(s) for s in instr]
         return RawObservation(images, state, instr)
+
+    def aux_targets(self, privileged: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Privileged state [B, 14] -> `xyz` [B, 6] (normalized 3D positions) and `uv` [B, P, C, 2] (image
+        coordinates of the target and goal in each policy camera; `OUT_OF_VIEW` for cameras without them)."""
+        xyz = self.aux_norm(privileged)[:, :N_AUX_XYZ]  # [B, 6]
+        b = privileged.shape[0]
+        uv = torch.full((b, len(PRIVILEGED_POINTS), len(self.cameras), 2), OUT_OF_VIEW)
+        for p, point in enumerate(PRIVILEGED_POINTS):
+            for c, cam in enumerate(self.cameras):
+                if cam in PRIVILEGED_CAMERAS:
+                    i = privileged_uv_index(point, cam)
+                    uv[:, p, c] = privileged[:, i : i + 2]
+        return {"xyz": xyz, "uv": uv}
 
     # -- the one function -----------------------------------------------------------------------------------
     def _build_prompt_ids(self, instruction: str, n_image_tokens: tuple[int, ...]) -> tuple[int, ...]:
@@ -143,5 +170,5 @@ class VLAProcessor:
                 is_pad if is_pad is not None else torch.zeros(raw.actions.shape[:2], dtype=torch.bool)
             )
         if raw.privileged is not None and self.aux_norm is not None:
-            out["aux_target"] = self.aux_norm(raw.privileged.float())  # [B, P]
+            out["aux"] = self.aux_targets(raw.privileged.float())
         return out

@@ -11,9 +11,10 @@ Design decisions:
   cameras}, "agent_pos": float32 (9,), "instruction": str}` ("pixels" is absent when `cameras=()`: headless
   runs of the experts), `agent_pos` layout in `envs.robot.STATE_NAMES`. Action: float32 (4,) in [-1, 1]
   (`envs.robot`); values outside are clipped, a wrong shape or a non-finite value raises ValueError.
-- `info["privileged_state"]` (float32 (6,), `PRIVILEGED_NAMES`): the target object's current position and the
-  goal point (the task's goal, else the reference object, else the target's start), world frame. Ground truth
-  for auxiliary training losses only: a policy must never read it at rollout.
+- `info["privileged_state"]` (float32 (14,), `PRIVILEGED_NAMES`): the target object's current position and the
+  goal point (the task's goal, else the reference object, else the target's start), world frame, then where
+  both appear in the front and wrist images ((u, v) scaled to [-1, 1] over the image; `OUT_OF_VIEW` when
+  behind the camera). Ground truth for auxiliary training losses only: a policy must never read it at rollout.
 - `reward = sum(info["reward_components"].values())`; `info["is_success"]` is the task predicate at this step;
   with `terminate_on_success` the episode ends on success. Time limits come from `TimeLimit` (registration).
 - An unstable simulation (non-finite qpos/qvel, |qvel| > 1e3, or a MuJoCo bad-qacc/qvel/qpos warning during
@@ -39,7 +40,17 @@ from envs.tasks.sampling import retry
 PHYSICS_TIMESTEP = 0.002
 MAX_QVEL = 1e3
 STATE_BOUND = 10.0  # |agent_pos| entries are clipped to this (metres, m/s; real values stay well inside)
-PRIVILEGED_NAMES = ("target_x", "target_y", "target_z", "goal_x", "goal_y", "goal_z")
+PRIVILEGED_POINTS, PRIVILEGED_CAMERAS = ("target", "goal"), ("front", "wrist")
+PRIVILEGED_NAMES = tuple(f"{p}_{a}" for p in PRIVILEGED_POINTS for a in "xyz") + tuple(
+    f"{p}_{c}_{a}" for p in PRIVILEGED_POINTS for c in PRIVILEGED_CAMERAS for a in "uv"
+)
+OUT_OF_VIEW = 2.0  # image coordinate of a point behind the camera (in-view points lie in [-1, 1])
+
+
+def privileged_uv_index(point: str, camera: str) -> int:
+    """Column of `<point>_<camera>_u` in the privileged state (`_v` follows it)."""
+    return PRIVILEGED_NAMES.index(f"{point}_{camera}_u")
+
 _BAD_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQVEL,
                  mujoco.mjtWarning.mjWARN_BADQPOS)
 
@@ -219,7 +230,7 @@ class TaskEnv(gym.Env):
                 "privileged_state": self.privileged_state()}
 
     def privileged_state(self) -> np.ndarray:
-        """Target position now and the goal point (`PRIVILEGED_NAMES`): float32 (6,), world frame."""
+        """Target position now, the goal point, and their image coordinates (`PRIVILEGED_NAMES`): (14,)."""
         ep = self.episode
         assert ep is not None
         target = self.object_pos(ep.target)
@@ -229,8 +240,16 @@ class TaskEnv(gym.Env):
             goal = self.object_pos(ep.reference)
         else:
             goal = np.asarray(ep.spec.object(ep.target).pos, dtype=np.float64)
-        state = np.concatenate([target, goal]).astype(np.float32)
-        return np.clip(np.nan_to_num(state, nan=0.0), -STATE_BOUND, STATE_BOUND)
+        points = np.stack([target, goal])  # [2, 3]
+        uvs = []
+        for cam in PRIVILEGED_CAMERAS:
+            info = self.scene.camera(cam)
+            uv, z = self.scene.project(points, info)  # [2, 2] pixels, [2]
+            uv = uv / np.array([info.width, info.height]) * 2.0 - 1.0
+            uvs.append(np.where(z[:, None] > 1e-6, np.clip(uv, -OUT_OF_VIEW, OUT_OF_VIEW), OUT_OF_VIEW))
+        uv_cols = np.stack(uvs, axis=1).reshape(-1)  # [point, camera, (u, v)] flattened
+        state = np.concatenate([target, goal, uv_cols]).astype(np.float32)
+        return np.clip(np.nan_to_num(state, nan=OUT_OF_VIEW), -STATE_BOUND, STATE_BOUND)
 
 
 def tanh_closeness(distance: float, scale: float = 10.0) -> float:

@@ -27,7 +27,8 @@ class HeadDims:
     action_dim: int
     state_dim: int
     n_cameras: int = 1
-    aux_dim: int = 0  # size of the auxiliary target (privileged target/goal positions); 0 = none
+    aux_dim: int = 0  # size of the auxiliary 3D target (privileged target/goal positions); 0 = none
+    aux_points: int = 0  # points whose image coordinates are supervised (target, goal); 0 = none
 
 
 class ActionHead(nn.Module):
@@ -43,9 +44,10 @@ class ActionHead(nn.Module):
         state: torch.Tensor,
         actions: torch.Tensor,
         is_pad: torch.Tensor,
-        aux: torch.Tensor | None = None,
+        aux: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """aux [B, P]: the normalized auxiliary target when the batch has one (heads may ignore it)."""
+        """aux: auxiliary targets when the batch has them (heads may ignore them): `xyz` [B, P*3] normalized
+        3D positions, `uv` [B, P, C, 2] image coordinates per policy camera (|uv| > 1 = not in view)."""
         raise NotImplementedError
 
     def predict(self, feats: BackboneFeatures, state: torch.Tensor) -> torch.Tensor:
@@ -135,6 +137,47 @@ class AuxTargets(nn.Module):
     @staticmethod
     def loss(pred: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor | None:
         return None if target is None else (pred - target).abs().mean()
+
+
+class TargetPointers(nn.Module):
+    """Where the target and the goal are in each camera image: one query per point attends over that camera's
+    image tokens; the attention-weighted token centres (spatial soft-argmax) are the answer, [B, P, C, 2].
+
+    Supervised with the points' true image coordinates (`uv_loss`), this trains the attention itself to pick
+    out the object the instruction names -- a direct grounding signal, where a 3D regression from pooled
+    features reaches the attention only through an MLP.
+    q0 [B, D] (a query token's hidden state) -> [B, P, C, 2] in [-1, 1].
+    """
+
+    def __init__(self, dim: int, n_layers: int, n_points: int, n_cameras: int):
+        super().__init__()
+        self.p, self.c, self.dim = n_points, n_cameras, dim
+        self.mix = LayerMix(n_layers, dim)
+        self.q = nn.Linear(dim, n_points * dim)
+        self.key = nn.Linear(dim, dim)
+        self.out_dim = n_points * n_cameras * 2
+
+    def forward(self, q0: torch.Tensor, feats) -> torch.Tensor:
+        b, d = q0.shape
+        keys = self.key(self.mix(feats.hidden_states))  # [B, S, D]
+        q = self.q(q0).view(b, self.p, d)  # [B, P, D]
+        logits = q @ keys.transpose(1, 2) / d**0.5  # [B, P, S]
+        xy = feats.token_coords[..., :2]  # [B, S, 2]
+        out = []
+        for c in range(self.c):
+            on_cam = feats.image_mask & (feats.token_coords[..., 2 + c] > 0.5)  # [B, S]
+            attn = torch.softmax(logits.masked_fill(~on_cam[:, None, :], float("-inf")), dim=-1)  # [B, P, S]
+            out.append(attn @ xy)  # [B, P, 2]
+        return torch.stack(out, dim=2)  # [B, P, C, 2]
+
+    @staticmethod
+    def uv_loss(pred: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor | None:
+        """L1 over the (point, camera) pairs in view (|u|, |v| <= 1); None without a target."""
+        if target is None:
+            return None
+        seen = (target.abs() <= 1.0).all(-1)  # [B, P, C]
+        err = (pred - target).abs().sum(-1)  # [B, P, C]
+        return (err * seen).sum() / seen.sum().clamp_min(1)
 
 
 def masked_mean(x: torch.Tensor, is_pad: torch.Tensor) -> torch.Tensor:

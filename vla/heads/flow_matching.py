@@ -76,7 +76,7 @@ class FlowMatchingHead(ActionHead):
         ctx = self.ctx_proj(self.mix(feats.hidden_states))  # [B, S, E]: prefix + queries, all layers mixed
         return ctx, feats.attention_mask == 0  # True = padding (ignored)
 
-    def loss(self, feats, state, actions, is_pad):
+    def loss(self, feats, state, actions, is_pad, aux=None):
         ctx, ctx_pad = self._context(feats)
         b = actions.shape[0]
         t = torch.distributions.Beta(1.5, 1.0).sample((b,)).to(actions.device) * 0.999 + 0.001  # [B]
