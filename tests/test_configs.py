@@ -6,6 +6,7 @@ import pytest
 from envs.hydra_utils import CONF_DIR, ConfigError, compose, to_config, to_yaml
 from envs.merge import MergeConfig
 from envs.record import RecordConfig
+from pipeline.config import PipelineConfig
 from spatial_backbone.cli import BuildBackboneConfig
 from spatial_backbone.config import BackboneConfig
 from spatial_backbone.data.config import SpatialDataConfig
@@ -28,6 +29,7 @@ APPS = {
     "rl": RLConfig,
     "sft": SFTConfig,
     "merge": MergeConfig,
+    "pipeline": PipelineConfig,
 }
 # group options that each app is composed with (every option file of every group it uses).
 GROUPS = {
@@ -41,6 +43,7 @@ GROUPS = {
     "rl": ["backbone"],
     "sft": ["backbone"],
     "merge": [],
+    "pipeline": ["backbone", "head"],
 }
 # values a config needs before it composes (required keys that have no default)
 REQUIRED = {"eval": ["checkpoint=/path/to/checkpoint"], "merge": ["inputs=[/data/lift,/data/reach]"]}
