@@ -7,6 +7,9 @@
 - Expert: a 2-layer transformer over H noisy action tokens + a state token, with a sinusoidal time embedding.
 - Training (pi0): x_t = t * noise + (1 - t) * action, t ~ Beta(1.5, 1) scaled to (0.001, 1); the expert
   predicts the velocity u = noise - action; MSE, padding steps masked.
+- Grounding (datasets with privileged targets, `aux_weight` > 0): the first query's hidden state points at the
+  target and goal in each image and predicts their 3D positions (`vla.heads.grounding`); the predictions join
+  the state token the expert reads, and their losses are added with weight `aux_weight`.
 - Sampling: Euler integration from t = 1 (noise) to 0 in `num_steps` steps; a fixed generator seed can be
   given.
 """
@@ -20,6 +23,7 @@ from torch import nn
 
 from vla.features import BackboneFeatures
 from vla.heads.base import ActionHead, HeadDims, LayerMix, masked_mean, register_head
+from vla.heads.grounding import Grounding
 
 
 def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -39,15 +43,18 @@ class FlowMatchingHead(ActionHead):
         expert_layers: int = 2,
         num_queries: int = 4,
         num_steps: int = 10,
+        aux_weight: float = 1.0,
     ):
         super().__init__()
-        self.dims, self.num_steps, self.expert_dim = dims, num_steps, expert_dim
+        self.dims, self.num_steps, self.expert_dim, self.aux_weight = dims, num_steps, expert_dim, aux_weight
         self.num_query_tokens = num_queries
         self.queries = nn.Parameter(torch.randn(num_queries, dims.hidden) * 0.02)
         self.mix = LayerMix(dims.num_layers_read, dims.hidden)
         self.ctx_proj = nn.Linear(dims.hidden, expert_dim)
         self.action_in = nn.Linear(dims.action_dim, expert_dim)
-        self.state_in = nn.Linear(dims.state_dim, expert_dim)
+        self.grounding = Grounding(dims) if dims.aux_dim and aux_weight > 0 else None
+        g_dim = self.grounding.out_dim if self.grounding else 0
+        self.state_in = nn.Linear(dims.state_dim + g_dim, expert_dim)
         self.time_mlp = nn.Sequential(
             nn.Linear(expert_dim, expert_dim), nn.SiLU(), nn.Linear(expert_dim, expert_dim)
         )
@@ -72,23 +79,29 @@ class FlowMatchingHead(ActionHead):
         out = self.expert(seq, ctx, memory_key_padding_mask=ctx_pad)  # [B, H+1, E]
         return self.action_out(out[:, 1:])  # [B, H, A]
 
-    def _context(self, feats: BackboneFeatures):
+    def _context(self, feats: BackboneFeatures, state: torch.Tensor):
+        """Expert memory [B, S, E] + padding mask, the state input [B, S' (+ F)] and grounding predictions."""
         ctx = self.ctx_proj(self.mix(feats.hidden_states))  # [B, S, E]: prefix + queries, all layers mixed
-        return ctx, feats.attention_mask == 0  # True = padding (ignored)
+        pred = {}
+        if self.grounding is not None:
+            pred, found = self.grounding(self.mix(feats.queries)[:, 0], feats)  # ..., [B, F]
+            state = torch.cat([state, found], dim=-1)
+        return ctx, feats.attention_mask == 0, state, pred  # mask: True = padding (ignored)
 
     def loss(self, feats, state, actions, is_pad, aux=None):
-        ctx, ctx_pad = self._context(feats)
+        ctx, ctx_pad, state, pred = self._context(feats, state)
         b = actions.shape[0]
         t = torch.distributions.Beta(1.5, 1.0).sample((b,)).to(actions.device) * 0.999 + 0.001  # [B]
         noise = torch.randn_like(actions)
         x_t = t[:, None, None] * noise + (1 - t[:, None, None]) * actions  # [B, H, A]
         v = self._velocity(ctx, ctx_pad, state, x_t, t)
         mse = masked_mean(((v - (noise - actions)) ** 2).mean(-1), is_pad)
-        return mse, {"flow_mse": float(mse.detach())}
+        extra, metrics = Grounding.loss(pred, aux, self.aux_weight) if pred else (0.0, {})
+        return mse + extra, {"flow_mse": float(mse.detach()), **metrics}
 
     @torch.no_grad()
     def predict(self, feats, state, generator: torch.Generator | None = None):
-        ctx, ctx_pad = self._context(feats)
+        ctx, ctx_pad, state, _ = self._context(feats, state)
         b = state.shape[0]
         x = torch.randn(b, self.dims.chunk, self.dims.action_dim, generator=generator, device=state.device)
         dt = 1.0 / self.num_steps

@@ -6,8 +6,8 @@ softmax weights, VLA-Adapter) and, with the proprio state, mapped by an MLP to t
 A spatial soft-argmax readout (`SpatialKeypoints`) gives the MLP the image coordinates each query attends to.
 Loss: L1 on the normalized actions, padding steps masked.
 With privileged targets in the dataset (`HeadDims.aux_dim` > 0), the first query also points at the target
-and the goal in every camera image (`TargetPointers`, supervised by their true image coordinates) and
-predicts their 3D positions (`AuxTargets`); both losses are weighted by `aux_weight`, and the MLP reads the
+and the goal in every camera image (`vla.heads.grounding`, supervised by their true image coordinates)
+and predicts their 3D positions; both losses are weighted by `aux_weight`, and the MLP reads the
 pointers and the 3D prediction. Nothing privileged is read at rollout.
 """
 
@@ -17,16 +17,8 @@ import torch
 from torch import nn
 
 from vla.features import BackboneFeatures
-from vla.heads.base import (
-    ActionHead,
-    AuxTargets,
-    HeadDims,
-    LayerMix,
-    SpatialKeypoints,
-    TargetPointers,
-    masked_mean,
-    register_head,
-)
+from vla.heads.base import ActionHead, HeadDims, LayerMix, SpatialKeypoints, masked_mean, register_head
+from vla.heads.grounding import Grounding
 
 
 @register_head("l1_chunk")
@@ -44,17 +36,10 @@ class L1ChunkHead(ActionHead):
             else None
         )
         kp_dim = self.keypoints.out_dim if self.keypoints else 0
-        use_aux = bool(dims.aux_dim) and aux_weight > 0
-        self.pointers = (
-            TargetPointers(dims.hidden, dims.num_layers_read, dims.aux_points, dims.n_cameras)
-            if use_aux and dims.aux_points
-            else None
-        )
-        ptr_dim = self.pointers.out_dim if self.pointers else 0
-        self.aux = AuxTargets(dims.hidden + kp_dim + ptr_dim, dims.aux_dim) if use_aux else None
-        aux_dim = self.aux.out_dim if self.aux else 0
+        self.grounding = Grounding(dims, kp_dim) if dims.aux_dim and aux_weight > 0 else None
+        g_dim = self.grounding.out_dim if self.grounding else 0
         self.mlp = nn.Sequential(
-            nn.Linear(2 * dims.hidden + kp_dim + ptr_dim + aux_dim, mlp_hidden),
+            nn.Linear(2 * dims.hidden + kp_dim + g_dim, mlp_hidden),
             nn.GELU(),
             nn.Linear(mlp_hidden, mlp_hidden),
             nn.GELU(),
@@ -70,15 +55,9 @@ class L1ChunkHead(ActionHead):
         kp = self.keypoints(q, feats) if self.keypoints is not None else None  # [B, H, K * (2 + C)]
         parts = [q, s] if kp is None else [q, s, kp]
         aux: dict[str, torch.Tensor] = {}
-        if self.aux is not None:
-            first = [q[:, 0]] if kp is None else [q[:, 0], kp[:, 0]]  # [B, D], [B, K * (2 + C)]
-            found = []
-            if self.pointers is not None:
-                aux["uv"] = self.pointers(q[:, 0], feats)  # [B, P, C, 2]
-                found.append(aux["uv"].flatten(1))
-            aux["xyz"] = self.aux(torch.cat(first + found, dim=-1))  # [B, P * 3]
-            found.append(aux["xyz"])
-            parts.append(torch.cat(found, dim=-1).unsqueeze(1).expand(-1, q.shape[1], -1))  # [B, H, F]
+        if self.grounding is not None:
+            aux, found = self.grounding(q[:, 0], feats, None if kp is None else kp[:, 0])  # ..., [B, F]
+            parts.append(found.unsqueeze(1).expand(-1, q.shape[1], -1))  # [B, H, F]
         return self.mlp(torch.cat(parts, dim=-1)), aux  # [B, H, A], {"xyz", "uv"}
 
     def predict(self, feats: BackboneFeatures, state: torch.Tensor) -> torch.Tensor:
@@ -87,13 +66,5 @@ class L1ChunkHead(ActionHead):
     def loss(self, feats, state, actions, is_pad, aux=None):
         pred, aux_pred = self._forward(feats, state)  # [B, H, A], {"xyz", "uv"}
         l1 = masked_mean((pred - actions).abs().mean(-1), is_pad)
-        metrics = {"l1": float(l1.detach())}
-        total = l1
-        if aux and aux_pred:
-            xyz = AuxTargets.loss(aux_pred["xyz"], aux.get("xyz"))
-            uv = TargetPointers.uv_loss(aux_pred["uv"], aux.get("uv")) if "uv" in aux_pred else None
-            for name, term in (("aux_l1", xyz), ("uv_l1", uv)):
-                if term is not None:
-                    metrics[name] = float(term.detach())
-                    total = total + self.aux_weight * term
-        return total, metrics
+        extra, metrics = Grounding.loss(aux_pred, aux, self.aux_weight) if aux_pred else (0.0, {})
+        return l1 + extra, {"l1": float(l1.detach()), **metrics}

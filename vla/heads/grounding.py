@@ -1,0 +1,125 @@
+"""Grounding supervision shared by the continuous heads: say where the target and the goal are.
+
+Why (DESIGN.md section 6, learning probe): a tiny random-init VLM learns *where* one object is within minutes
+but barely learns *which* object the words name from the action loss alone. The simulator knows the answer,
+so training data carries it (`privileged.target_goal`: the target's and goal's 3D positions and their image
+coordinates in each camera), and the head learns to say it:
+- `TargetPointers`: one query per point attends over each camera's image tokens; the attention-weighted token
+  centres (spatial soft-argmax, Levine et al. 2016) are supervised by the true image coordinates, which trains
+  the attention itself to pick out the named object;
+- `AuxTargets`: an MLP predicts the points' 3D positions from the query state and the pointers.
+The action decoder reads both predictions. At rollout nothing privileged is read: the predictions come from
+the images. This is privileged-information supervision of perception, as in sim-trained manipulation
+policies that regress object poses as an auxiliary task.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vla.heads.base import HeadDims, LayerMix
+
+
+class AuxTargets(nn.Module):
+    """Predicts the privileged target/goal positions from head features (L1 when the batch has them).
+
+    Why: the policy has to find the object the words name before it can act on it, and the action loss alone
+    teaches that slowly (DESIGN.md section 6, learning probe). The simulator knows where the target and goal
+    are, so the head learns to say where they are (an auxiliary loss on the training data) and the action
+    decoder reads that prediction. At rollout nothing privileged is read: the prediction comes from the image.
+    x [B, F] -> [B, P] (normalized positions).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 128):
+        super().__init__()
+        self.out_dim = out_dim
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    @staticmethod
+    def loss(pred: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor | None:
+        return None if target is None else (pred - target).abs().mean()
+
+
+class TargetPointers(nn.Module):
+    """Where the target and the goal are in each camera image: one query per point attends over that camera's
+    image tokens; the attention-weighted token centres (spatial soft-argmax) are the answer, [B, P, C, 2].
+
+    Supervised with the points' true image coordinates (`uv_loss`), this trains the attention itself to pick
+    out the object the instruction names -- a direct grounding signal, where a 3D regression from pooled
+    features reaches the attention only through an MLP.
+    q0 [B, D] (a query token's hidden state) -> [B, P, C, 2] in [-1, 1].
+    """
+
+    def __init__(self, dim: int, n_layers: int, n_points: int, n_cameras: int):
+        super().__init__()
+        self.p, self.c, self.dim = n_points, n_cameras, dim
+        self.mix = LayerMix(n_layers, dim)
+        self.q = nn.Linear(dim, n_points * dim)
+        self.key = nn.Linear(dim, dim)
+        self.out_dim = n_points * n_cameras * 2
+
+    def forward(self, q0: torch.Tensor, feats) -> torch.Tensor:
+        b, d = q0.shape
+        keys = self.key(self.mix(feats.hidden_states))  # [B, S, D]
+        q = self.q(q0).view(b, self.p, d)  # [B, P, D]
+        logits = q @ keys.transpose(1, 2) / d**0.5  # [B, P, S]
+        xy = feats.token_coords[..., :2]  # [B, S, 2]
+        out = []
+        for c in range(self.c):
+            on_cam = feats.image_mask & (feats.token_coords[..., 2 + c] > 0.5)  # [B, S]
+            attn = torch.softmax(logits.masked_fill(~on_cam[:, None, :], float("-inf")), dim=-1)  # [B, P, S]
+            out.append(attn @ xy)  # [B, P, 2]
+        return torch.stack(out, dim=2)  # [B, P, C, 2]
+
+    @staticmethod
+    def uv_loss(pred: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor | None:
+        """L1 over the (point, camera) pairs in view (|u|, |v| <= 1); None without a target."""
+        if target is None:
+            return None
+        seen = (target.abs() <= 1.0).all(-1)  # [B, P, C]
+        err = (pred - target).abs().sum(-1)  # [B, P, C]
+        return (err * seen).sum() / seen.sum().clamp_min(1)
+
+
+class Grounding(nn.Module):
+    """Pointers + 3D positions from one query state: q0 [B, D] (+ extra [B, E]) -> predictions and the flat
+    features [B, out_dim] an action decoder reads. `loss` adds both terms where the batch has targets."""
+
+    def __init__(self, dims: HeadDims, extra_dim: int = 0):
+        super().__init__()
+        self.pointers = (
+            TargetPointers(dims.hidden, dims.num_layers_read, dims.aux_points, dims.n_cameras)
+            if dims.aux_points
+            else None
+        )
+        ptr_dim = self.pointers.out_dim if self.pointers else 0
+        self.xyz = AuxTargets(dims.hidden + extra_dim + ptr_dim, dims.aux_dim)
+        self.out_dim = ptr_dim + dims.aux_dim
+
+    def forward(self, q0: torch.Tensor, feats, extra: torch.Tensor | None = None):
+        pred: dict[str, torch.Tensor] = {}
+        found = []
+        if self.pointers is not None:
+            pred["uv"] = self.pointers(q0, feats)  # [B, P, C, 2]
+            found.append(pred["uv"].flatten(1))
+        inputs = [q0] + ([extra] if extra is not None else []) + found
+        pred["xyz"] = self.xyz(torch.cat(inputs, dim=-1))  # [B, P * 3]
+        return pred, torch.cat(found + [pred["xyz"]], dim=-1)  # ..., [B, out_dim]
+
+    @staticmethod
+    def loss(pred: dict, target: dict | None, weight: float) -> tuple[torch.Tensor | float, dict[str, float]]:
+        """weight * (3D L1 + image-coordinate L1) and their values; 0 without targets."""
+        if not target:
+            return 0.0, {}
+        total, metrics = 0.0, {}
+        xyz = AuxTargets.loss(pred["xyz"], target.get("xyz"))
+        uv = TargetPointers.uv_loss(pred["uv"], target.get("uv")) if "uv" in pred else None
+        for name, term in (("aux_l1", xyz), ("uv_l1", uv)):
+            if term is not None:
+                metrics[name] = float(term.detach())
+                total = total + weight * term
+        return total, metrics
