@@ -134,7 +134,7 @@ def run_vla(cfg, ctx: Context) -> tuple[dict[str, Any], list[Path]]:
         "checkpoint": s["checkpoint"],
         "steps": s["steps"],
         "final_loss": s["final_loss"],
-        "loss_name": "L1 action-chunk loss" if cfg.head.name == "l1_chunk" else f"{cfg.head.name} loss",
+        "loss_name": f"{cfg.head.name} head loss",
         "curve": loss_curve(out / "train_history.jsonl"),
     }
     return result, [Path(s["checkpoint"]), out / "train_history.jsonl"]

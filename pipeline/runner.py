@@ -35,7 +35,8 @@ def registry() -> dict[str, Stage]:
     from pipeline import report, robot, spatial
 
     stages = {s.name: s for s in [*spatial.STAGES, *robot.STAGES, *report.STAGES]}
-    assert set(stages) == set(STAGES), f"stage registry {sorted(stages)} != graph {sorted(STAGES)}"
+    if set(stages) != set(STAGES):
+        raise RuntimeError(f"stage registry {sorted(stages)} != pipeline.graph stages {sorted(STAGES)}")
     return stages
 
 
