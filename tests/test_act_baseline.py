@@ -77,7 +77,7 @@ def test_train_act_logs_checkpoints_and_summary(run):
     out = run["out"]
     assert run["steps"] == STEPS and np.isfinite(run["final_loss"]) and run["wall_time_s"] > 0
     assert [h["step"] for h in run["history"]] == list(range(1, STEPS + 1))
-    assert {"l1", "kld", "loss"} <= set(run["history"][-1])
+    assert {"l1", "kld", "loss", "lr_backbone", "lr_rest"} <= set(run["history"][-1])
     lines = (out / "train_history.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == list(range(1, STEPS + 1))
     ckpt = Path(run["checkpoint"])

@@ -194,7 +194,9 @@ def run_loop(run: Run, loader, loop: LoopConfig, start: int, last_good: str | No
         # -- log and checkpoint ------------------------------------------------------------------------------
         if step % loop.log_every == 0 or step == loop.steps:
             sps = (step - start) / (time.perf_counter() - t0)
-            metrics |= {"lr_head": scheduler.get_last_lr()[-1], "steps_per_s": sps}
+            groups = zip(optimizer.param_groups, scheduler.get_last_lr(), strict=True)
+            metrics |= {f"lr_{g.get('name', i)}": lr for i, (g, lr) in enumerate(groups)}  # lr_head, ...
+            metrics["steps_per_s"] = sps
             acc.log(metrics, step=step)
             history.append({"step": step, **metrics})
             if acc.is_main_process:  # appended as it goes: a killed run keeps its curve
