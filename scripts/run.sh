@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command: set everything up, then run the main job on the embedded default.
-# Until svla-pipeline lands, the main job is the most complete path that exists (see README.md).
+# The main job is svla-pipeline (scripts/main_job.sh): every stage, the ablation, ACT and the report.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
