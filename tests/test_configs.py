@@ -45,6 +45,8 @@ GROUPS = {
     "merge": [],
     "pipeline": ["backbone", "head"],
 }
+# debug presets whose name is not `<app>_...`: preset -> app
+ALIASES = {"fast": "pipeline"}
 # values a config needs before it composes (required keys that have no default)
 REQUIRED = {"eval": ["checkpoint=/path/to/checkpoint"], "merge": ["inputs=[/data/lift,/data/reach]"]}
 
@@ -67,7 +69,9 @@ def test_primary_config_composes_with_every_group_option(app):
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF_DIR / "debug").glob("*.yaml")))
 def test_debug_presets_compose_for_their_app(preset):
-    app = next(a for a in sorted(APPS, key=len, reverse=True) if preset.startswith(a.replace("build_", "")))
+    app = ALIASES.get(preset) or next(
+        a for a in sorted(APPS, key=len, reverse=True) if preset.startswith(a.replace("build_", ""))
+    )
     base = compose(app, REQUIRED.get(app, []), schema=APPS[app])
     fast = compose(app, [f"debug={preset}", *REQUIRED.get(app, [])], schema=APPS[app])
     assert to_yaml(fast) != to_yaml(base), f"debug={preset} changes nothing (is it listed after _self_?)"
@@ -93,3 +97,9 @@ def test_bad_value_is_quoted():
 def test_pretrained_without_a_path_is_an_error():
     with pytest.raises(ConfigError, match="name_or_path"):
         compose("build_backbone", ["backbone=pretrained"], schema=BuildBackboneConfig)
+
+
+def test_pipeline_debug_fast_is_the_pipeline_fast_preset():
+    """Issue 7 names `svla-pipeline debug=fast`: the alias composes exactly the tested `pipeline_fast`."""
+    fast = compose("pipeline", ["debug=fast"], schema=APPS["pipeline"])
+    assert to_yaml(fast) == to_yaml(compose("pipeline", ["debug=pipeline_fast"], schema=APPS["pipeline"]))
