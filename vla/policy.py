@@ -11,14 +11,12 @@ input embeddings; hidden states of the layers the head reads are passed on (`Bac
 
 from __future__ import annotations
 
-from collections import deque
-
-import numpy as np
 import torch
 from torch import nn
 
 from envs.tasks.base import PRIVILEGED_POINTS
 from spatial_backbone.factory import build_backbone
+from vla.action_queue import ActionQueue
 from vla.config import PolicyConfig
 from vla.features import BackboneFeatures, image_token_coords, select_layers
 from vla.heads import HeadDims, build_head
@@ -43,7 +41,7 @@ def base_state_dict(model) -> dict:
     return {k.replace(".base_layer.", "."): v for k, v in model.state_dict().items() if "lora_" not in k}
 
 
-class SpatialVLAPolicy(nn.Module):
+class SpatialVLAPolicy(ActionQueue, nn.Module):
     def __init__(self, cfg: PolicyConfig, stats: dict, backbone=None):
         super().__init__()
         self.cfg = cfg
@@ -79,7 +77,7 @@ class SpatialVLAPolicy(nn.Module):
         self.processor = VLAProcessor(hf_processor, cfg.cameras, cfg.prompt, stats, modes)
         self.state_norm, self.action_norm = self.processor.state_norm, self.processor.action_norm
         self.dims = dims
-        self._queue: deque = deque()
+        self._init_queue()
 
     @property
     def device(self) -> torch.device:
@@ -171,14 +169,3 @@ class SpatialVLAPolicy(nn.Module):
             chunk = self.head.predict(self._features(inputs), inputs["state"])
         return self.action_norm.inverse(chunk.float())  # [B, H, A]
 
-    @torch.no_grad()
-    def select_action(self, obs: dict) -> np.ndarray:
-        """Next action [B, A]: a chunk is predicted when the queue is empty; its first k steps are used."""
-        if not self._queue:
-            chunk = self.predict_action_chunk(obs)  # [B, H, A]
-            for t in range(self.cfg.n_action_steps):
-                self._queue.append(chunk[:, t].cpu().numpy())
-        return self._queue.popleft()
-
-    def reset(self) -> None:
-        self._queue.clear()

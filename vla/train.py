@@ -229,6 +229,35 @@ def run_loop(run: Run, loader, loop: LoopConfig, start: int, last_good: str | No
     }
 
 
+def fit(acc: Accelerator, cfg, policy, groups: list[dict], dataset, out: Path, ckpt, write) -> dict:
+    """What svla-train and the peer baselines share after building their policy: AdamW over `groups`, warmup +
+    cosine, restoring a checkpoint's optimizer/scheduler/step (or writing the run's config), then `run_loop`.
+
+    `cfg` needs steps, batch_size, seed, num_workers, save_every, log_every, progress, dataset and optim
+    (warmup_steps, weight_decay, grad_clip); `write(policy, path, training_state=, extra_files=)` saves one
+    checkpoint (`save_policy` or a baseline's own)."""
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.optim.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.optim.warmup_steps, cfg.steps)
+
+    start = 0
+    if ckpt is not None:
+        start = restore(ckpt, optimizer, scheduler)
+        acc.print(f"resumed from {ckpt} at step {start}")
+    elif acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.yaml").write_text(to_yaml(cfg))
+
+    policy, optimizer, scheduler = acc.prepare(policy, optimizer, scheduler)
+    loader = make_loader(dataset, cfg.batch_size, cfg.seed, start, acc, cfg.num_workers)
+    loop = LoopConfig(cfg.steps, cfg.save_every, cfg.log_every, cfg.optim.grad_clip, cfg.progress)
+
+    def save(policy, path: Path, state: dict) -> None:
+        write(policy, path, training_state=state, extra_files={"dataset.json": dataset_json(cfg.dataset)})
+
+    run = Run(acc, policy, optimizer, scheduler, out, save)
+    return run_loop(run, loader, loop, start, str(ckpt) if ckpt else None)
+
+
 def train(cfg: TrainConfig) -> dict:
     """Run (or resume) training; returns a summary with the final loss and the checkpoint path."""
     out = Path(cfg.output_dir)
@@ -255,25 +284,4 @@ def train(cfg: TrainConfig) -> dict:
     apply_freeze(policy, cfg.freeze)
     if cfg.policy.lora.enabled:
         train_only_lora(policy)
-    optimizer = torch.optim.AdamW(param_groups(policy, cfg), weight_decay=cfg.optim.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.optim.warmup_steps, cfg.steps)
-
-    start = 0
-    if ckpt is not None:
-        start = restore(ckpt, optimizer, scheduler)
-        acc.print(f"resumed from {ckpt} at step {start}")
-    elif acc.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.yaml").write_text(to_yaml(cfg))
-
-    policy, optimizer, scheduler = acc.prepare(policy, optimizer, scheduler)
-    loader = make_loader(dataset, cfg.batch_size, cfg.seed, start, acc, cfg.num_workers)
-    loop = LoopConfig(cfg.steps, cfg.save_every, cfg.log_every, cfg.optim.grad_clip, cfg.progress)
-
-    def save(policy: SpatialVLAPolicy, path: Path, state: dict) -> None:
-        save_policy(
-            policy, path, training_state=state, extra_files={"dataset.json": dataset_json(cfg.dataset)}
-        )
-
-    run = Run(acc, policy, optimizer, scheduler, out, save)
-    return run_loop(run, loader, loop, start, str(ckpt) if ckpt else None)
+    return fit(acc, cfg, policy, param_groups(policy, cfg), dataset, out, ckpt, save_policy)

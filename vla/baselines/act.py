@@ -33,12 +33,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
-from transformers import get_cosine_schedule_with_warmup
-
-from envs.hydra_utils import to_yaml
 from spatial_backbone.device import apply_runtime, resolve_runtime
-from spatial_backbone.training_state import last_checkpoint, restore
+from spatial_backbone.training_state import last_checkpoint
 from vla.baselines.act_config import ActOptimConfig, ActPolicyConfig, ActTrainConfig
 from vla.baselines.act_policy import (
     ActPolicy,
@@ -49,7 +45,7 @@ from vla.baselines.act_policy import (
 )
 from vla.checkpoint import check_features, load_policy, read_features
 from vla.data import open_dataset
-from vla.train import LoopConfig, Run, dataset_json, make_accelerator, make_loader, run_loop, seed_everything
+from vla.train import fit, make_accelerator, seed_everything
 
 __all__ = ["ActOptimConfig", "ActPolicy", "ActPolicyConfig", "ActTrainConfig", "load_act_policy", "train_act"]
 
@@ -86,26 +82,4 @@ def train_act(cfg: ActTrainConfig) -> dict:
             raise TypeError(f"{ckpt} is not an ACT checkpoint (got {type(policy).__name__}); use svla-train")
     else:
         policy = ActPolicy.create(cfg.policy, feats, dataset_stats(dataset, cfg.policy), rt.device.type)
-    optimizer = torch.optim.AdamW(param_groups(policy, cfg.optim), weight_decay=cfg.optim.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.optim.warmup_steps, cfg.steps)
-
-    start = 0
-    if ckpt is not None:
-        start = restore(ckpt, optimizer, scheduler)
-        acc.print(f"resumed from {ckpt} at step {start}")
-    elif acc.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.yaml").write_text(to_yaml(cfg))
-
-    policy, optimizer, scheduler = acc.prepare(policy, optimizer, scheduler)
-    loader = make_loader(dataset, cfg.batch_size, cfg.seed, start, acc, cfg.num_workers)
-    loop = LoopConfig(cfg.steps, cfg.save_every, cfg.log_every, cfg.optim.grad_clip, cfg.progress)
-
-    def save(policy: ActPolicy, path: Path, state: dict) -> None:
-        save_act_policy(
-            policy, path, training_state=state, extra_files={"dataset.json": dataset_json(cfg.dataset)}
-        )
-
-    return run_loop(
-        Run(acc, policy, optimizer, scheduler, out, save), loader, loop, start, str(ckpt) if ckpt else None
-    )
+    return fit(acc, cfg, policy, param_groups(policy, cfg.optim), dataset, out, ckpt, save_act_policy)

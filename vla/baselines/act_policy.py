@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections import deque
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import OmegaConf
 from torch import nn
@@ -35,6 +33,7 @@ from torch import nn
 from envs.atomic import atomic_dir
 from envs.hydra_utils import to_config, to_yaml
 from spatial_backbone.device import apply_runtime, resolve_runtime
+from vla.action_queue import ActionQueue
 from vla.baselines.act_config import ActPolicyConfig
 from vla.checkpoint import POLICY_TYPE_FILE, CheckpointError, read_features
 from vla.data import DatasetError, dataset_features
@@ -109,7 +108,7 @@ def build_act_config(cfg: ActPolicyConfig, feats: dict, device: str):
     )
 
 
-class ActPolicy(nn.Module):
+class ActPolicy(ActionQueue, nn.Module):
     """lerobot `ACTPolicy` + its pre/post processors, with our observation adapters and action queue."""
 
     def __init__(self, cfg: ActPolicyConfig, model, processors: tuple, features: dict):
@@ -117,7 +116,7 @@ class ActPolicy(nn.Module):
         self.cfg, self.model, self.features = cfg, model, features
         self.preprocessor, self.postprocessor = processors
         self._raw = _RawAdapters(cfg.cameras)
-        self._queue: deque = deque()
+        self._init_queue()
 
     @classmethod
     def create(cls, cfg: ActPolicyConfig, features: dict, stats: dict, device: str) -> ActPolicy:
@@ -176,17 +175,6 @@ class ActPolicy(nn.Module):
         chunk = self.model.predict_action_chunk(inputs)  # [B, H, A] normalized
         return self.postprocessor(chunk)  # [B, H, A] unnormalized
 
-    @torch.no_grad()
-    def select_action(self, obs: dict) -> np.ndarray:
-        """Next action [B, A]: a chunk is predicted when the queue is empty; its first k steps are used."""
-        if not self._queue:
-            chunk = self.predict_action_chunk(obs)  # [B, H, A]
-            for t in range(self.cfg.n_action_steps):
-                self._queue.append(chunk[:, t].cpu().numpy())
-        return self._queue.popleft()
-
-    def reset(self) -> None:
-        self._queue.clear()
 
 
 # -- checkpoints ---------------------------------------------------------------------------------------------
