@@ -287,7 +287,7 @@ def test_3d_box_terms_are_one_for_identical_boxes_and_fall_as_they_separate(size
     values = []
     for step in range(8):
         moved = list(box)
-        moved[axis] += step * 0.2 * max(size)
+        moved[axis] += step * 0.3 * max(size)  # last step 2.1 x size > the box diagonal (sqrt(3) x size)
         values.append(box3d_match([moved], [box])[0])
     assert all(b <= a + 1e-12 for a, b in zip(values, values[1:], strict=False)), values
     assert values[0] == pytest.approx(1.0) and values[-1] == 0.0
