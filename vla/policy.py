@@ -22,7 +22,7 @@ from vla.features import BackboneFeatures, image_token_coords, select_layers
 from vla.heads import HeadDims, build_head
 from vla.heads.action_tokens import ACTION_TOKENS
 from vla.normalize import feature_dim
-from vla.processor import ACTION_KEY, N_AUX_XYZ, PRIVILEGED_KEY, STATE_KEY, VLAProcessor
+from vla.processor import ACTION_KEY, N_AUX_XYZ, PRIVILEGED_KEY, STATE_KEY, RawObservation, VLAProcessor
 
 
 def inject_lora(model, cfg) -> None:
@@ -161,7 +161,13 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
     @torch.no_grad()
     def predict_action_chunk(self, obs: dict) -> torch.Tensor:
         """obs: env observation (single or batched) -> actions [B, H, A] in env units."""
-        inputs = self._to_device(self.processor(self.processor.raw_from_env(obs)))
+        return self.predict_chunk_from_raw(self.processor.raw_from_env(obs))
+
+    @torch.no_grad()
+    def predict_chunk_from_raw(self, raw: RawObservation) -> torch.Tensor:
+        """The inference path of env observations and of LeRobot batches (`lerobot_policy_svla`) alike:
+        RawObservation -> actions [B, H, A] in env units."""
+        inputs = self._to_device(self.processor(raw))
         if self.uses_lm:
             chunk = self.head.generate(self.backbone, self._lm_inputs(inputs, None))
             self.backbone.model.rope_deltas = None
