@@ -2,6 +2,7 @@
 errors."""
 
 import pytest
+from lerobot_policy_svla.export import ExportConfig
 
 from envs.hydra_utils import CONF_DIR, ConfigError, compose, to_config, to_yaml
 from envs.merge import MergeConfig
@@ -30,6 +31,7 @@ APPS = {
     "sft": SFTConfig,
     "merge": MergeConfig,
     "pipeline": PipelineConfig,
+    "export_lerobot": ExportConfig,
 }
 # group options that each app is composed with (every option file of every group it uses).
 GROUPS = {
@@ -44,11 +46,16 @@ GROUPS = {
     "sft": ["backbone"],
     "merge": [],
     "pipeline": ["backbone", "head"],
+    "export_lerobot": [],
 }
 # debug presets whose name is not `<app>_...`: preset -> app
 ALIASES = {"fast": "pipeline"}
 # values a config needs before it composes (required keys that have no default)
-REQUIRED = {"eval": ["checkpoint=/path/to/checkpoint"], "merge": ["inputs=[/data/lift,/data/reach]"]}
+REQUIRED = {
+    "eval": ["checkpoint=/path/to/checkpoint"],
+    "merge": ["inputs=[/data/lift,/data/reach]"],
+    "export_lerobot": ["checkpoint=/path/to/checkpoint", "output=/path/to/lerobot_policy"],
+}
 
 
 def test_every_primary_config_is_covered():
