@@ -96,6 +96,13 @@ ENV_FAMILIES: dict[str, EnvFamily] = {
         validate="envs.metaworld_env:validate_env_config",
         make="envs.metaworld_env:make_from_config",
     ),
+    "libero/": EnvFamily(  # lerobot's LiberoEnv; evaluation only (no scripted expert)
+        expert_wrapper="envs.libero_env:NoExpertWrapper",
+        registry_module="envs.libero_env",
+        names_module="envs.libero_env",
+        validate="envs.libero_env:validate_env_config",
+        make="envs.libero_env:make_from_config",
+    ),
 }
 
 
