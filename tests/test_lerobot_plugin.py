@@ -172,3 +172,19 @@ def test_make_policy_without_a_checkpoint_points_to_svla_train(exported):
     cfg = PreTrainedConfig.from_pretrained(out)  # no pretrained_path: lerobot would build a fresh policy
     with pytest.raises(ValueError, match="svla-train"):
         make_policy(cfg=cfg, env_cfg=SvlaEnv(task="svla/Lift-v0", image_size=112))
+
+
+def test_lerobot_save_pretrained_writes_a_directory_both_loaders_read(exported, tmp_path):
+    """`SvlaPolicy.save_pretrained` (what lerobot's own tools call) writes our layout + config.json: lerobot's
+    `from_pretrained` and our `load_policy` both read it back into the same policy."""
+    from lerobot_policy_svla.modeling_svla import SvlaPolicy
+
+    _, out = exported
+    policy = SvlaPolicy.from_pretrained(out)
+    policy.save_pretrained(tmp_path / "saved")
+    obs = _obs(2, seed=3)
+    batch = preprocess_observation({k: v for k, v in obs.items() if k != "instruction"})
+    batch["task"] = list(obs["instruction"])
+    chunk = policy.predict_action_chunk(batch)  # [2, H, A]
+    assert torch.equal(chunk, SvlaPolicy.from_pretrained(tmp_path / "saved").predict_action_chunk(batch))
+    assert torch.equal(chunk, load_policy(tmp_path / "saved").predict_action_chunk(obs))

@@ -44,8 +44,8 @@ NOMINAL_IMAGE_SIZE = 224  # image feature shape recorded when the backbone keeps
 class ExportConfig:
     """checkpoint: a spatial-vla checkpoint directory (svla-train `checkpoints/step_*`).
     output: the lerobot policy directory to write.
-    device: default device in config.json (`auto` = lerobot picks: cuda when available, else cpu);
-        lerobot-eval's `--policy.device` overrides it.
+    device: default device in config.json (`auto`: cuda when available, else cpu); lerobot-eval's
+        `--policy.device` overrides it.
     link: hard-link the weight files instead of copying them (same filesystem only; falls back to a copy).
     overwrite: replace an existing output directory."""
 
@@ -90,10 +90,14 @@ def lerobot_config(ckpt: str | os.PathLike, device: str = "auto") -> SvlaConfig:
     inputs = {image_key(c): PolicyFeature(FeatureType.VISUAL, (3, size, size)) for c in feats["cameras"]}
     inputs[STATE_KEY] = PolicyFeature(FeatureType.STATE, (int(feats["state_dim"]),))
     outputs = {ACTION_KEY: PolicyFeature(FeatureType.ACTION, (int(feats["action_dim"]),))}
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     return SvlaConfig(
         input_features=inputs,
         output_features=outputs,
-        device=None if device == "auto" else device,
+        device=device,
         cameras=list(feats["cameras"]),
         chunk_size=int(feats["chunk_size"]),
         n_action_steps=cfg.n_action_steps,
