@@ -5,9 +5,10 @@ stay the source of truth for the model; this config carries what lerobot's tools
 - `cameras`, `chunk_size`: recorded from the checkpoint and checked against it on load (an edited value is an
   error, never a silently different policy);
 - `n_action_steps`: actions executed before re-planning, applied on load (`--policy.n_action_steps=4`);
-- `input_features` / `output_features`: `observation.images.<cam>` (VISUAL), `observation.state` (STATE),
-  `action` (ACTION), from `features.json`. The image shape is nominal (3, S, S) with S the backbone's image
-  size: the VLA's processor resizes any image size itself.
+- `input_features` / `output_features`: each camera's image (`vla.processor.image_key`:
+  `observation.images.<cam>`, VISUAL), `observation.state` (STATE), `action` (ACTION), from
+  `features.json`. The image shape is nominal (3, S, S) with S the backbone's image size: the VLA's
+  processor resizes any image size itself.
 - `device` (lerobot's base field) picks where the checkpoint is loaded.
 
 Kept free of torch-heavy imports: lerobot imports this module for every CLI run (plugin discovery); the model
@@ -67,12 +68,14 @@ class SvlaConfig(PreTrainedConfig):
         return None
 
     def validate_features(self) -> None:
-        """Every camera has an `observation.images.<cam>` input; state and action features exist."""
+        """Every camera has its image input (`vla.processor.image_key`); state and action features exist."""
+        from vla.processor import image_key
+
         visual = {k for k, ft in (self.input_features or {}).items() if ft.type is FeatureType.VISUAL}
-        missing = [c for c in self.cameras if f"observation.images.{c}" not in visual]
+        missing = [image_key(c) for c in self.cameras if image_key(c) not in visual]
         if missing:
             raise ValueError(
-                f"svla: cameras {missing} have no observation.images.<cam> input feature "
+                f"svla: no VISUAL input features {missing} for cameras {self.cameras} "
                 f"(inputs: {sorted(visual)})"
             )
         if self.robot_state_feature is None:
