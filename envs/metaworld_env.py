@@ -17,11 +17,15 @@ Design decisions:
 - The Sawyer is built lazily on first `reset` (inside the vector-env worker, never in the parent process), and
   rendered by one `mujoco.Renderer` per env for all cameras, created after `model.vis.quality.shadowsize = 0`
   (the shadow map is allocated with the GL context, so the setting must precede the renderer; shadows cost
-  ~3x).
+  ~2-3x). `shadows=True` keeps MetaWorld's 4096 shadow map, which is what lerobot's `MetaworldEnv` renders:
+  with it, our frames equal lerobot's at the same seed (same layout and state, measured).
 - Cameras: `front` = MetaWorld's `corner2`, moved to lerobot's position and rotated 180 degrees (MetaWorld's
   corner cameras render upside-down), so frames look like lerobot's MetaWorld datasets; `wrist` =
-  `gripperPOV`. Override with `camera_names={"front": "corner3", ...}`; the flip applies to MetaWorld's corner
-  cameras.
+  `gripperPOV`; `image` = the same view as `front` under the name whose dataset key is `observation.image`
+  (lerobot's `MetaworldEnv` / hub `lerobot/metaworld_mt50` key, see `envs.record.image_key`). Override with
+  `camera_names={"front": "corner3", ...}`; the flip applies to MetaWorld's corner cameras.
+- Multi-task suites (`metaworld/mt10`, `metaworld/mt50`, difficulty buckets) are config-level: see
+  `envs.metaworld_suites`; this module builds one task.
 - Instructions are lerobot's MetaWorld task descriptions (read from its `metaworld_config.json`, without
   importing lerobot's env package). Expert: `metaworld.policies.ENV_POLICY_MAP[name]()` on the raw 39-D
   observation, exposed as `info["expert_action"]` by `MetaWorldExpertWrapper` (same mechanism as
@@ -51,20 +55,28 @@ CONTROL_FPS = 80  # MuJoCo timestep 2.5 ms x frame_skip 5 = 12.5 ms per env step
 DEFAULT_MAX_EPISODE_STEPS = 500  # MetaWorld's max_path_length
 STATE_NAMES = ("hand_x", "hand_y", "hand_z", "gripper_opening")
 ACTION_NAMES = ("delta_x", "delta_y", "delta_z", "gripper")
-DEFAULT_CAMERAS: dict[str, str] = {"front": "corner2", "wrist": "gripperPOV"}
+# `image` is the camera of lerobot's MetaworldEnv and of the hub dataset `lerobot/metaworld_mt50` (the same
+# view as `front`); recorded under the key `observation.image` (see `envs.record.image_key`)
+DEFAULT_CAMERAS: dict[str, str] = {"front": "corner2", "wrist": "gripperPOV", "image": "corner2"}
 FLIPPED_CAMERAS = frozenset({"corner", "corner2", "corner3"})  # render upside-down: rotate by 180 degrees
 CORNER2_POS = (0.75, 0.075, 0.7)  # lerobot's corner2 placement: the whole table and arm in view
 INSTRUCTION_CHARSET = frozenset(string.printable)
 
 
 @cache
-def task_descriptions() -> dict[str, str]:
-    """`{env_name: instruction}` for the 50 MetaWorld v3 tasks, from lerobot's MetaWorld integration."""
+def lerobot_metaworld_config() -> dict[str, Any]:
+    """lerobot's `envs/metaworld_config.json` (task descriptions, difficulty buckets), read as a file."""
     spec = importlib.util.find_spec("lerobot")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("lerobot is required for MetaWorld task descriptions")
     path = Path(next(iter(spec.submodule_search_locations))) / "envs" / "metaworld_config.json"
-    return dict(json.loads(path.read_text())["TASK_DESCRIPTIONS"])
+    return json.loads(path.read_text())
+
+
+@cache
+def task_descriptions() -> dict[str, str]:
+    """`{env_name: instruction}` for the 50 MetaWorld v3 tasks, from lerobot's MetaWorld integration."""
+    return dict(lerobot_metaworld_config()["TASK_DESCRIPTIONS"])
 
 
 def env_names() -> list[str]:
@@ -100,6 +112,7 @@ class MetaWorldEnv(gym.Env):
         camera_names: dict[str, str] | None = None,
         terminate_on_success: bool = True,
         render_mode: str | None = "rgb_array",
+        shadows: bool = False,
     ) -> None:
         super().__init__()
         self.env_name = env_name_of(env_name)
@@ -114,6 +127,7 @@ class MetaWorldEnv(gym.Env):
         self.image_size = int(image_size)
         self.terminate_on_success = terminate_on_success
         self.render_mode = render_mode
+        self.shadows = bool(shadows)
         img = spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8)
         self.observation_space = spaces.Dict(
             {
@@ -141,7 +155,8 @@ class MetaWorldEnv(gym.Env):
         sim.seeded_rand_vec = True  # layout drawn from sim.np_random, which reset() seeds
         sim.max_path_length = 10**9  # the TimeLimit wrapper owns the episode length
         model = sim.model
-        model.vis.quality.shadowsize = 0  # before the renderer exists: the shadow map is allocated with it
+        if not self.shadows:  # before the renderer exists: the shadow map is allocated with it
+            model.vis.quality.shadowsize = 0
         if "corner2" in self.cameras.values():
             model.cam_pos[model.camera("corner2").id] = CORNER2_POS
         for cam in self.cameras.values():
@@ -231,12 +246,17 @@ class MetaWorldExpertWrapper(gym.Wrapper):
         return obs, reward, terminated, truncated, {**info, "expert_action": self._expert_action()}
 
 
-ENV_OPTIONS = ("camera_names", "terminate_on_success")  # MetaWorldEnv options allowed in `EnvConfig.kwargs`
+# MetaWorldEnv options allowed in `EnvConfig.kwargs`
+ENV_OPTIONS = ("camera_names", "terminate_on_success", "shadows")
 
 
 def validate_env_config(cfg: Any) -> None:
-    """Check an `envs.tasks.config.EnvConfig`-shaped config whose id is `metaworld/<env_name>`."""
-    env_name_of(cfg.id)
+    """Check an `envs.tasks.config.EnvConfig`-shaped config whose id is `metaworld/<env_name>` or a suite
+    (`metaworld/mt10`, see `envs.metaworld_suites`)."""
+    from envs.metaworld_suites import is_suite_id
+
+    if not is_suite_id(cfg.id):
+        env_name_of(cfg.id)
     if float(cfg.control_hz) != CONTROL_FPS:
         raise ValueError(f"MetaWorld runs at a fixed {CONTROL_FPS} Hz; control_hz must be {CONTROL_FPS}, got "
                          f"{cfg.control_hz!r}")
@@ -257,6 +277,11 @@ def validate_env_config(cfg: Any) -> None:
 
 def make_from_config(cfg: Any, **extra: Any) -> gym.Env:
     """`gym.make` of a `metaworld/...` `EnvConfig` (TimeLimit = `cfg.max_episode_steps`), no expert."""
+    from envs.metaworld_suites import is_suite_id, suite_tasks
+
+    if is_suite_id(cfg.id):
+        raise ValueError(f"{cfg.id!r} is a suite of {len(suite_tasks(cfg.id))} tasks, not one env; build its "
+                         "tasks from RecordEnvConfig.task_configs()")
     kwargs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in dict(cfg.kwargs).items()}
     return gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, image_size=cfg.image_size,
                     cameras=tuple(cfg.cameras), **kwargs, **extra)

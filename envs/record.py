@@ -22,6 +22,13 @@ Design decisions:
 - Env families by id prefix (a registry, not if/elif): `svla/` (our tasks, `envs.tasks.config.EnvConfig` does
   the validation and `make`) and `metaworld/` (`envs.metaworld_env`). `RecordEnvConfig` is `EnvConfig` plus
   that dispatch, so both families share one hydra `env` group.
+- Multi-task suites (a family's `expand`, e.g. `metaworld/mt10`): the tasks are recorded one after the other
+  into ONE dataset (`episodes` successful episodes per task, each task from seed `seed`, one expert pool per
+  task); each frame's `task` is that task's instruction. The recording info lists every attempt with its task
+  and each task's expert success rate (`per_task`).
+- Dataset keys of cameras: `image_key(cam)` = `observation.images.<cam>`, except the camera named
+  `SINGLE_CAMERA` (`image`), recorded as `observation.image` like lerobot's single-camera envs and the hub
+  dataset `lerobot/metaworld_mt50`.
 - Workers start with the `spawn` context by default: the parent holds torch/lerobot threads (unsafe to fork)
   and no GL context ever lives in the parent. lerobot is imported lazily so workers never import it. Scripts
   calling `record` need the usual `if __name__ == "__main__":` guard (spawn re-imports the main module).
@@ -72,6 +79,9 @@ class EnvFamily:
         make: `fn(cfg) -> gym.Env` (time-limited, no expert); None -> `EnvConfig.make`.
         privileged_names: module:attr of the names of `info["privileged_state"]` (ground truth recorded as
             `PRIVILEGED_KEY` for auxiliary losses), or None when the family has no such state.
+        expand: `fn(cfg) -> [cfg, ...]`: one config per task of a multi-task suite id (e.g.
+            `metaworld/mt10`), `[cfg]` for a single task; None -> the family has no suites.
+        bucket_of: `fn(task_id) -> str`: the difficulty bucket a suite's scores are grouped by; None -> none.
     """
 
     expert_wrapper: str
@@ -80,6 +90,8 @@ class EnvFamily:
     validate: str | None = None
     make: str | None = None
     privileged_names: str | None = None
+    expand: str | None = None
+    bucket_of: str | None = None
 
 
 ENV_FAMILIES: dict[str, EnvFamily] = {
@@ -95,6 +107,8 @@ ENV_FAMILIES: dict[str, EnvFamily] = {
         names_module="envs.metaworld_env",
         validate="envs.metaworld_env:validate_env_config",
         make="envs.metaworld_env:make_from_config",
+        expand="envs.metaworld_suites:expand_env_config",
+        bucket_of="envs.metaworld_suites:bucket_of",
     ),
     "libero/": EnvFamily(  # lerobot's LiberoEnv; evaluation only (no scripted expert)
         expert_wrapper="envs.libero_env:NoExpertWrapper",
@@ -102,6 +116,7 @@ ENV_FAMILIES: dict[str, EnvFamily] = {
         names_module="envs.libero_env",
         validate="envs.libero_env:validate_env_config",
         make="envs.libero_env:make_from_config",
+        expand="envs.libero_env:expand_env_config",
     ),
 }
 
@@ -134,6 +149,20 @@ class RecordEnvConfig(EnvConfig):
         family = env_family(self.id)
         return super().make(**extra) if family.make is None else _resolve(family.make)(self, **extra)
 
+    def task_configs(self) -> list[RecordEnvConfig]:
+        """One config per task: the tasks of a suite id (e.g. `metaworld/mt10`), else `[self]`."""
+        family = env_family(self.id)
+        return [self] if family.expand is None else list(_resolve(family.expand)(self))
+
+    @property
+    def is_suite(self) -> bool:
+        return self.task_configs() != [self]
+
+    def task_bucket(self, task_id: str) -> str:
+        """The difficulty bucket a suite groups `task_id` in (the family's `bucket_of`), else "all"."""
+        ref = env_family(self.id).bucket_of
+        return "all" if ref is None else str(_resolve(ref)(task_id))
+
 
 @dataclass
 class RecordConfig:
@@ -141,7 +170,7 @@ class RecordConfig:
 
     Attributes:
         env: the task (hydra group `env`); `env.control_hz` is the dataset fps.
-        episodes: number of successful episodes written.
+        episodes: number of successful episodes written (per task, for a multi-task suite env).
         root: dataset directory; None -> `outputs/datasets/<env id with / as _>`.
         repo_id: LeRobot repo id stored in the dataset; None -> `local/<env id with / as _>`.
         seed: seed of the first episode; the k-th launched episode uses `seed + k`.
@@ -206,6 +235,23 @@ class RecordConfig:
     @property
     def fps(self) -> int:
         return int(self.env.control_hz)
+
+
+SINGLE_CAMERA = "image"  # the camera recorded as `observation.image` (lerobot's single-camera key)
+
+
+def image_key(camera: str) -> str:
+    """Dataset key of a camera: `observation.images.<cam>`, except `SINGLE_CAMERA` -> `observation.image`
+    (the key of lerobot's MetaWorld env and of the hub dataset `lerobot/metaworld_mt50`)."""
+    return "observation.image" if camera == SINGLE_CAMERA else f"observation.images.{camera}"
+
+
+def camera_of_key(key: str) -> str | None:
+    """Inverse of `image_key`; None for a key that is not a camera image."""
+    if key == image_key(SINGLE_CAMERA):
+        return SINGLE_CAMERA
+    prefix = "observation.images."
+    return key[len(prefix) :] if key.startswith(prefix) else None
 
 
 MIN_EPISODE_FRAMES = 2
@@ -372,7 +418,7 @@ def dataset_features(
     action_names = list(getattr(names, "ACTION_NAMES", ("delta_x", "delta_y", "delta_z", "gripper")))
     size = env_cfg.image_size
     video = {"dtype": "video", "shape": (size, size, 3), "names": ["height", "width", "channels"]}
-    features: dict[str, dict] = {f"observation.images.{cam}": dict(video) for cam in cameras}
+    features: dict[str, dict] = {image_key(cam): dict(video) for cam in cameras}
     features["observation.state"] = {"dtype": "float32", "shape": (state_dim,), "names": state_names}
     features["action"] = {"dtype": "float32", "shape": (len(action_names),), "names": action_names}
     if privileged_names:
@@ -402,7 +448,7 @@ def _create_dataset(cfg: RecordConfig, root: Path, features: dict) -> Any:
 
 def _write_episode(dataset: Any, ep: Episode) -> None:
     for t in range(len(ep)):
-        frame = {f"observation.images.{cam}": frames[t] for cam, frames in ep.images.items()}
+        frame = {image_key(cam): frames[t] for cam, frames in ep.images.items()}
         frame.update({"observation.state": ep.states[t], "action": ep.actions[t], "task": ep.task})
         if ep.privileged:
             frame[PRIVILEGED_KEY] = ep.privileged[t]
@@ -501,27 +547,34 @@ def record(cfg: RecordConfig, on_episode: Callable[[int, Episode], None] | None 
     t0 = time.perf_counter()
     root = cfg.dataset_root.resolve()
     _check_root(root, cfg.overwrite)
-    _check_registered(cfg.env.id)
+    tasks = cfg.env.task_configs()  # one per task of a suite (e.g. metaworld/mt10), else [cfg.env]
+    for task in tasks:
+        _check_registered(task.id)
     _remove_stale_staging(root)
     staging = root.parent / f".{root.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     dataset = None
+    outcomes: dict[str, dict[int, tuple[str, int]]] = {}  # task id -> seed -> (outcome, steps)
+    launched: dict[str, list[int]] = {}
     try:
-        with ExpertPool(cfg.env, cfg.num_envs, cfg.mp_context) as pool:
-            _check_fps(cfg, pool.env.metadata)
-            features = dataset_features(cfg.env, pool.cameras, pool.state_dim, pool.privileged_names)
-            dataset = _create_dataset(cfg, staging, features)
-            outcomes = _collect(cfg, pool, dataset, on_episode)
-            launched = list(pool.launched)
+        for task in tasks:
+            with ExpertPool(task, cfg.num_envs, cfg.mp_context) as pool:
+                _check_fps(cfg, pool.env.metadata)
+                if dataset is None:
+                    features = dataset_features(cfg.env, pool.cameras, pool.state_dim, pool.privileged_names)
+                    dataset = _create_dataset(cfg, staging, features)
+                first_index = sum(_n_written(o) for o in outcomes.values())
+                outcomes[task.id] = _collect(cfg, pool, dataset, on_episode, task.id, first_index)
+                launched[task.id] = list(pool.launched)
+            done = outcomes[task.id]
+            if _n_written(done) < cfg.episodes:
+                raise RecordingError(
+                    f"the {task.id} expert succeeded in {_n_written(done)} of {len(done)} episodes (seeds "
+                    f"{cfg.seed}..{cfg.seed + len(done) - 1}); needed {cfg.episodes}. Raise max_attempts "
+                    f"(now {cfg.attempt_cap}) or check the expert / env.max_episode_steps "
+                    f"({task.max_episode_steps})."
+                )
         dataset.finalize()
-        written = [seed for seed, (outcome, _) in outcomes.items() if outcome == "success"]
-        if len(written) < cfg.episodes:
-            raise RecordingError(
-                f"the {cfg.env.id} expert succeeded in {len(written)} of {len(outcomes)} episodes (seeds "
-                f"{cfg.seed}..{cfg.seed + len(outcomes) - 1}); needed {cfg.episodes}. Raise max_attempts "
-                f"(now {cfg.attempt_cap}) or check the expert / env.max_episode_steps "
-                f"({cfg.env.max_episode_steps})."
-            )
         info = _recording_info(cfg, outcomes, launched, time.perf_counter() - t0)
         (staging / RECORDING_INFO).write_text(json.dumps(info, indent=2))
         _publish(staging, root, cfg.overwrite)
@@ -533,20 +586,31 @@ def record(cfg: RecordConfig, on_episode: Callable[[int, Episode], None] | None 
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # no-op once published
     frames = sum(info["episode_lengths"])
-    log.info("wrote %d episodes (%d frames) to %s in %.1f s", cfg.episodes, frames, root, info["seconds"])
-    seconds = info["seconds"]
-    return RecordingSummary(root, cfg.dataset_repo_id, cfg.episodes, frames, len(launched), seconds, info)
+    episodes = len(info["seeds"])
+    log.info("wrote %d episodes (%d frames) to %s in %.1f s", episodes, frames, root, info["seconds"])
+    n_launched = sum(len(v) for v in launched.values())
+    return RecordingSummary(root, cfg.dataset_repo_id, episodes, frames, n_launched, info["seconds"], info)
+
+
+def _n_written(outcomes: dict[int, tuple[str, int]]) -> int:
+    return sum(outcome == "success" for outcome, _ in outcomes.values())
 
 
 def _collect(
-    cfg: RecordConfig, pool: ExpertPool, dataset: Any, on_episode: Callable[[int, Episode], None] | None
+    cfg: RecordConfig,
+    pool: ExpertPool,
+    dataset: Any,
+    on_episode: Callable[[int, Episode], None] | None,
+    task_id: str,
+    first_index: int = 0,
 ) -> dict[int, tuple[str, int]]:
-    """Write successful episodes (in seed order) until `cfg.episodes`; returns seed -> (outcome, steps)."""
+    """Write successful episodes (in seed order) until `cfg.episodes`; returns seed -> (outcome, steps).
+    `on_episode` gets the dataset episode index (`first_index` + episodes written here)."""
     from tqdm import tqdm
 
     outcomes: dict[int, tuple[str, int]] = {}
     written = 0
-    with tqdm(total=cfg.episodes, desc=f"record {cfg.env.id}", unit="ep", disable=not cfg.progress) as bar:
+    with tqdm(total=cfg.episodes, desc=f"record {task_id}", unit="ep", disable=not cfg.progress) as bar:
         for ep in pool.episodes(cfg.seed, cfg.attempt_cap):
             # lerobot cannot compute statistics of a 1-frame episode; such a "success" also teaches nothing
             ok = ep.success and len(ep) >= MIN_EPISODE_FRAMES
@@ -554,7 +618,7 @@ def _collect(
             if ok:
                 _write_episode(dataset, ep)
                 if on_episode is not None:
-                    on_episode(written, ep)
+                    on_episode(first_index + written, ep)
                 written += 1
                 bar.update(1)
             bar.set_postfix(successes=written, attempts=len(outcomes))
@@ -579,20 +643,36 @@ def _check_fps(cfg: RecordConfig, env_metadata: dict) -> None:
 
 
 def _recording_info(
-    cfg: RecordConfig, outcomes: dict[int, tuple[str, int]], launched: list[int], seconds: float
+    cfg: RecordConfig,
+    outcomes: dict[str, dict[int, tuple[str, int]]],
+    launched: dict[str, list[int]],
+    seconds: float,
 ) -> dict[str, Any]:
-    written = [(seed, steps) for seed, (outcome, steps) in outcomes.items() if outcome == "success"]
-    attempts = []
-    for seed in launched:
-        outcome, steps = outcomes.get(seed, ("aborted", 0))
-        attempts.append({"seed": seed, "outcome": outcome, "steps": steps})
+    """Flat fields (`seeds`, `episode_lengths`, `attempts`, ...) run over all tasks in dataset order (for one
+    task: exactly that task's); `per_task` has each task's expert success rate."""
+    written, attempts, per_task = [], [], {}
+    for task_id, task_outcomes in outcomes.items():
+        ok = [(seed, steps) for seed, (outcome, steps) in task_outcomes.items() if outcome == "success"]
+        written += ok
+        for seed in launched[task_id]:
+            outcome, steps = task_outcomes.get(seed, ("aborted", 0))
+            attempts.append({"seed": seed, "outcome": outcome, "steps": steps, "task": task_id})
+        per_task[task_id] = {
+            "episodes": len(ok),
+            "finished_attempts": len(task_outcomes),
+            "expert_success_rate": len(ok) / max(len(task_outcomes), 1),
+            "mean_length": float(np.mean([steps for _, steps in ok])) if ok else 0.0,
+        }
+    n_finished = sum(len(o) for o in outcomes.values())
+    all_launched = [seed for seeds in launched.values() for seed in seeds]
     return {
         "format_version": 1,
         "seeds": [seed for seed, _ in written],
         "episode_lengths": [steps for _, steps in written],
         "attempts": attempts,
-        "seed_range": [cfg.seed, max(launched) + 1],
-        "expert_success_rate": len(written) / len(outcomes),  # over the seed prefix that made the dataset
+        "seed_range": [cfg.seed, max(all_launched) + 1],
+        "expert_success_rate": len(written) / n_finished,  # over the seed prefix that made the dataset
+        "per_task": per_task,
         "fps": cfg.fps,
         "env": dataclasses.asdict(cfg.env),
         "record": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "env"},

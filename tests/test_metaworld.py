@@ -103,3 +103,27 @@ def test_env_config_validation_quotes_bad_values():
     with pytest.raises(ValueError, match=r"got \['top'\]"):
         RecordEnvConfig(**base, cameras=["top"])
     RecordEnvConfig(**base, cameras=["top"], kwargs={"camera_names": {"top": "topview"}})
+
+
+def test_image_camera_renders_exactly_what_lerobots_metaworld_env_renders(make):
+    """The `image` camera (recorded as `observation.image`) is lerobot's MetaworldEnv frame: same camera pose,
+    flip, layout and state at the same seed. Shadows are off on both sides (rendering them costs ~0.5 s per
+    480 px frame here); `shadows=True` keeps MetaWorld's shadow map, as lerobot does."""
+    from lerobot.envs.metaworld import MetaworldEnv
+
+    theirs = MetaworldEnv("push-v3", obs_type="pixels_agent_pos")
+    try:
+        theirs._ensure_env()  # builds the sim; its renderer (and shadow map) is created on the first render
+        theirs._env.model.vis.quality.shadowsize = 0
+        ref, _ = theirs.reset(seed=3)
+        ours = make("metaworld/push-v3", image_size=480, cameras=("image",))
+        obs, _ = ours.reset(seed=3)
+        assert obs["pixels"]["image"].shape == ref["pixels"].shape == (480, 480, 3)
+        np.testing.assert_allclose(obs["agent_pos"], ref["agent_pos"], atol=1e-6)
+        assert np.abs(obs["pixels"]["image"].astype(int) - ref["pixels"]).mean() < 0.01
+    finally:
+        theirs.close()
+    shadowed = make("metaworld/push-v3", cameras=("image", "front"), shadows=True)
+    obs, _ = shadowed.reset(seed=3)
+    assert shadowed.unwrapped._sim.model.vis.quality.shadowsize > 0
+    np.testing.assert_array_equal(obs["pixels"]["image"], obs["pixels"]["front"])  # the same view

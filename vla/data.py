@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from envs.record import camera_of_key
 from vla.train_config import DatasetConfig
 
 
@@ -65,9 +66,8 @@ def batch_indices(
 def dataset_features(dataset, cameras: list[str]) -> dict:
     """Camera names, state and action dims of a LeRobot dataset (the form `check_features` takes)."""
     feats = dataset.meta.features
-    prefix = "observation.images."
     return {
-        "cameras": [k[len(prefix) :] for k in feats if k.startswith(prefix)],
+        "cameras": [cam for cam in map(camera_of_key, feats) if cam is not None],
         "state_dim": int(feats["observation.state"]["shape"][0]),
         "action_dim": int(feats["action"]["shape"][0]),
     }

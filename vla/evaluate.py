@@ -8,7 +8,12 @@
 - Success = `info["is_success"]` true at any step of the episode; length = steps until termination/truncation.
 - Outputs in `output_dir`: `results.json` (per-task success, Wilson 95% interval, mean length, per-episode
   records, and a manifest: checkpoint + weight hash, configs, dataset, seeds, episodes, git commit, versions)
-  and MP4 videos of the first `videos` episodes.
+  and MP4 videos of the first `videos` episodes (of the env's first camera).
+- Multi-task suites (`env=metaworld_mt10`: an env id the env family expands into tasks, see
+  `RecordEnvConfig.task_configs`): the same per-task rollout runs for every task with the same seeds
+  (`episodes` per task; 10 is the MetaWorld protocol), then `summarize_suite` adds per-bucket success with
+  Wilson intervals and the bucket `average` (SmolVLA's "Average" = the mean of the bucket means). Videos go
+  to `videos/<task>/`. The single-task output is unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +85,14 @@ def _recording_seeds(ckpt: Path) -> tuple[list[int], str | None]:
 
 
 def evaluate(cfg: EvalConfig) -> dict:
+    """Evaluate `cfg.checkpoint` on `cfg.env`: one task, or every task of a suite (e.g. `metaworld/mt10`).
+
+    Both write `results.json` in `cfg.output_dir` and return the same dict. One task: the per-task keys at the
+    top level (`task`, `episodes`, `successes`, `success_rate`, `wilson95`, `mean_length`, `records`,
+    `videos`) plus `manifest`. A suite: `suite`, `tasks` ({task id: the per-task dict}), `buckets` and
+    `average` (see `summarize_suite`), the pooled `episodes` / `successes` / `success_rate` / `wilson95`,
+    `videos`, and `manifest`. The policy is loaded once; tasks run one after the other.
+    """
     ckpt = Path(cfg.checkpoint)
     t_start = time.time()
     recorded, dataset_root = _recording_seeds(ckpt)
@@ -89,37 +103,79 @@ def evaluate(cfg: EvalConfig) -> dict:
             f"evaluation seeds {overlap[:5]}... overlap the recording seeds of {dataset_root}; "
             f"choose seed= outside [{min(recorded)}, {max(recorded)}]"
         )
-    n_envs = min(cfg.num_envs, cfg.episodes)
-    fns = [_env_fn(cfg.env) for _ in range(n_envs)]
-    venv = gym.vector.AsyncVectorEnv(fns, context="spawn") if n_envs > 1 else gym.vector.SyncVectorEnv(fns)
-    env_feats = {
-        "cameras": list(cfg.env.cameras),
-        "state_dim": int(venv.single_observation_space["agent_pos"].shape[0]),
-        "action_dim": int(venv.single_action_space.shape[0]),
-    }
-    check_features(read_features(ckpt), env_feats, f"env {cfg.env.id}")
-    policy = load_policy(ckpt, device=cfg.device).eval()
-    if cfg.n_action_steps:
-        policy.cfg.n_action_steps = cfg.n_action_steps
-    records, videos = [], []
+    tasks = cfg.env.task_configs()  # [cfg.env] for one task
+    suite = cfg.env.is_suite
     out = Path(cfg.output_dir)
-    bar = tqdm(total=cfg.episodes, disable=not cfg.progress, desc=f"eval {cfg.env.id}")
+    policy = None
+    per_task: dict[str, dict] = {}
+    for env_cfg in tasks:
+        video_dir = out / "videos" / env_cfg.id.split("/")[-1] if suite else out / "videos"
+        venv = _open_venv(env_cfg, min(cfg.num_envs, cfg.episodes))
+        try:
+            env_feats = {
+                "cameras": list(env_cfg.cameras),
+                "state_dim": int(venv.single_observation_space["agent_pos"].shape[0]),
+                "action_dim": int(venv.single_action_space.shape[0]),
+            }
+            check_features(read_features(ckpt), env_feats, f"env {env_cfg.id}")
+            if policy is None:
+                policy = load_policy(ckpt, device=cfg.device).eval()
+                if cfg.n_action_steps:
+                    policy.cfg.n_action_steps = cfg.n_action_steps
+            per_task[env_cfg.id] = _evaluate_task(policy, venv, env_cfg, seeds, cfg, video_dir)
+        finally:
+            venv.close()
+    if suite:
+        result = {"suite": cfg.env.id, **summarize_suite(per_task, cfg.env.task_bucket)}
+        result["videos"] = [v for r in per_task.values() for v in r["videos"]]
+    else:
+        result = per_task[cfg.env.id]
+    weights = [p for p in ckpt.rglob("*.safetensors")]
+    result["manifest"] = {
+        "checkpoint": str(ckpt.resolve()),
+        "checkpoint_sha256": hash_files(weights),
+        "policy_config": (ckpt / "policy.yaml").read_text(),
+        "eval_config": to_yaml(cfg),
+        "dataset": dataset_root,
+        "seeds": seeds,
+        "recording_seeds_checked": len(recorded),
+        "episodes_per_task": cfg.episodes,
+        "tasks": list(per_task),
+        "git": git_state(),
+        "versions": package_versions(),
+        "wall_time_s": time.time() - t_start,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _open_venv(env_cfg: RecordEnvConfig, n_envs: int) -> gym.vector.VectorEnv:
+    fns = [_env_fn(env_cfg) for _ in range(n_envs)]
+    return gym.vector.AsyncVectorEnv(fns, context="spawn") if n_envs > 1 else gym.vector.SyncVectorEnv(fns)
+
+
+def _evaluate_task(
+    policy, venv, env_cfg: RecordEnvConfig, seeds: list[int], cfg: EvalConfig, video_dir: Path
+) -> dict:
+    """Roll `policy` out on one task's `venv` for every seed; the per-task result dict."""
+    n_envs, n_episodes = venv.num_envs, len(seeds)
+    records, videos = [], []
+    bar = tqdm(total=n_episodes, disable=not cfg.progress, desc=f"eval {env_cfg.id}")
     try:
-        for wave in range(math.ceil(cfg.episodes / n_envs)):
+        for wave in range(math.ceil(n_episodes / n_envs)):
             wave_seeds = seeds[wave * n_envs : (wave + 1) * n_envs]
             wave_seeds += [wave_seeds[-1]] * (n_envs - len(wave_seeds))  # pad the last wave; extras ignored
-            records += _run_wave(policy, venv, wave_seeds, wave, cfg, videos, out)
-            bar.update(min(n_envs, cfg.episodes - wave * n_envs))
-            bar.set_postfix(success=f"{np.mean([r['success'] for r in records[: cfg.episodes]]):.2f}")
+            records += _run_wave(policy, venv, wave_seeds, wave, env_cfg, cfg.videos, videos, video_dir)
+            bar.update(min(n_envs, n_episodes - wave * n_envs))
+            bar.set_postfix(success=f"{np.mean([r['success'] for r in records[:n_episodes]]):.2f}")
     finally:
-        venv.close()
         bar.close()
-    records = records[: cfg.episodes]
+    records = records[:n_episodes]
     k = sum(r["success"] for r in records)
     lo, hi = wilson_interval(k, len(records))
-    weights = [p for p in ckpt.rglob("*.safetensors")]
-    result = {
-        "task": cfg.env.id,
+    return {
+        "task": env_cfg.id,
         "episodes": len(records),
         "successes": k,
         "success_rate": k / len(records),
@@ -127,28 +183,52 @@ def evaluate(cfg: EvalConfig) -> dict:
         "mean_length": float(np.mean([r["length"] for r in records])),
         "records": records,
         "videos": videos,
-        "manifest": {
-            "checkpoint": str(ckpt.resolve()),
-            "checkpoint_sha256": hash_files(weights),
-            "policy_config": (ckpt / "policy.yaml").read_text(),
-            "eval_config": to_yaml(cfg),
-            "dataset": dataset_root,
-            "seeds": seeds,
-            "recording_seeds_checked": len(recorded),
-            "episodes_per_task": cfg.episodes,
-            "git": git_state(),
-            "versions": package_versions(),
-            "wall_time_s": time.time() - t_start,
-        },
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=1))
-    return result
+
+
+def summarize_suite(per_task: dict[str, dict], bucket_of: Callable[[str], str]) -> dict:
+    """Per-bucket and overall scores of a suite from per-task results (`episodes`, `successes` each).
+
+    A bucket pools its tasks' episodes: `success_rate` = successes / episodes (with equal episodes per task,
+    as the protocol runs, this is the mean of the per-task rates) and `wilson95` is the Wilson 95% interval
+    of that pooled proportion. `average` = the unweighted mean of the bucket success rates: SmolVLA's
+    "Average" column for MetaWorld (the mean of its four bucket means, 57.3 = mean(82.5, 41.8, 45.0, 60.0)),
+    not the mean over tasks; that one is `task_mean`. The pooled `success_rate` / `wilson95` over all episodes
+    are reported too.
+    """
+    buckets: dict[str, dict] = {}
+    for task, r in per_task.items():
+        b = buckets.setdefault(bucket_of(task), {"tasks": [], "episodes": 0, "successes": 0})
+        b["tasks"].append(task)
+        b["episodes"] += r["episodes"]
+        b["successes"] += r["successes"]
+    for b in buckets.values():
+        b["success_rate"] = b["successes"] / b["episodes"]
+        b["wilson95"] = list(wilson_interval(b["successes"], b["episodes"]))
+    n = sum(r["episodes"] for r in per_task.values())
+    k = sum(r["successes"] for r in per_task.values())
+    return {
+        "tasks": per_task,
+        "buckets": buckets,
+        "average": float(np.mean([b["success_rate"] for b in buckets.values()])),
+        "task_mean": float(np.mean([r["success_rate"] for r in per_task.values()])),
+        "episodes": n,
+        "successes": k,
+        "success_rate": k / n,
+        "wilson95": list(wilson_interval(k, n)),
+    }
 
 
 @torch.no_grad()
 def _run_wave(
-    policy, venv, seeds: list[int], wave: int, cfg: EvalConfig, videos: list, out: Path
+    policy,
+    venv,
+    seeds: list[int],
+    wave: int,
+    env_cfg: RecordEnvConfig,
+    n_videos: int,
+    videos: list,
+    video_dir: Path,
 ) -> list[dict]:
     n = len(seeds)
     obs, _ = venv.reset(seed=seeds)
@@ -156,8 +236,9 @@ def _run_wave(
     done = np.zeros(n, dtype=bool)
     success = np.zeros(n, dtype=bool)
     length = np.zeros(n, dtype=int)
-    record_video = [wave * n + i < cfg.videos for i in range(n)]
-    frames = [[obs["pixels"]["front"][i]] if record_video[i] else [] for i in range(n)]
+    cam = env_cfg.cameras[0]  # videos show the first camera
+    record_video = [wave * n + i < n_videos for i in range(n)]
+    frames = [[obs["pixels"][cam][i]] if record_video[i] else [] for i in range(n)]
     while not done.all():
         action = policy.select_action(obs)  # [N, A]
         obs, _, term, trunc, info = venv.step(np.asarray(action, dtype=np.float32))
@@ -168,7 +249,7 @@ def _run_wave(
             length[i] += 1
             success[i] |= bool(is_succ[i])
             if record_video[i]:
-                frames[i].append(obs["pixels"]["front"][i])
+                frames[i].append(obs["pixels"][cam][i])
             done[i] = bool(term[i] or trunc[i])
     rows = []
     for i in range(n):
@@ -176,8 +257,8 @@ def _run_wave(
         if record_video[i]:
             path = write_mp4(
                 frames[i],
-                out / "videos" / f"episode_{wave * n + i:03d}_seed{seeds[i]}.mp4",
-                fps=int(cfg.env.control_hz),
+                video_dir / f"episode_{wave * n + i:03d}_seed{seeds[i]}.mp4",
+                fps=int(env_cfg.control_hz),
             )
             videos.append(str(path))
     return rows

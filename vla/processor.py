@@ -1,7 +1,8 @@
 """The ONE function that turns an observation into model inputs, for training and rollout alike.
 
 Train/eval parity is the field's most common silent failure, so both paths meet in `VLAProcessor.__call__`:
-- `raw_from_dataset(batch)` takes a LeRobot batch (`observation.images.<cam>` float [B, 3, H, W] in [0, 1],
+- `raw_from_dataset(batch)` takes a LeRobot batch (`image_key(cam)` = `observation.images.<cam>`, or
+  `observation.image` for the camera `image`, float [B, 3, H, W] in [0, 1],
   `observation.state`, `task`, `action` chunks with `action_is_pad`);
 - `raw_from_env(obs)` takes a (vector) env observation (`pixels.<cam>` uint8 [B, H, W, 3], `agent_pos`,
   `instruction`); both produce a `RawObservation` (images float [B, 3, H, W] in [0, 1]), and `__call__` does
@@ -22,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from envs.record import PRIVILEGED_KEY
+from envs.record import PRIVILEGED_KEY, image_key
 from envs.tasks.base import (
     OUT_OF_VIEW,
     PRIVILEGED_CAMERAS,
@@ -35,10 +36,6 @@ from vla.normalize import Normalizer, StatsError
 
 STATE_KEY, ACTION_KEY = "observation.state", "action"
 N_AUX_XYZ = 3 * len(PRIVILEGED_POINTS)  # the privileged state starts with the points' 3D positions
-
-
-def image_key(camera: str) -> str:
-    return f"observation.images.{camera}"
 
 
 @dataclass
