@@ -91,16 +91,17 @@ def test_lerobot_eval_cli_rolls_out_the_export_like_our_policy(exported, tmp_pat
     """`lerobot-eval --policy.path=<export> --env.type=svla` in a fresh process (lerobot's own plugin
     discovery: nothing of ours is imported by hand there) gets, per episode, the rewards our policy earns in
     the same envs and seeds: same actions at every step, instruction included (lerobot-eval reads it through
-    `task_description`)."""
+    `task_description`) and with `--policy.n_action_steps=2` overriding the checkpoint's 3."""
     import gymnasium as gym
 
     from envs.record import RecordEnvConfig
 
     ckpt, out = exported
     steps, seed = 6, 1000
-    args = f"""--policy.path={out} --policy.device=cpu --env.type=svla --env.task=svla/Lift-v0
-        --env.image_size=112 --env.episode_length={steps} --eval.n_episodes=2 --eval.batch_size=2
-        --eval.use_async_envs=false --seed={seed} --output_dir={tmp_path / "eval"}"""
+    args = f"""--policy.path={out} --policy.device=cpu --policy.n_action_steps=2
+        --env.type=svla --env.task=svla/Lift-v0 --env.image_size=112 --env.episode_length={steps}
+        --eval.n_episodes=2 --eval.batch_size=2 --eval.use_async_envs=false --seed={seed}
+        --output_dir={tmp_path / "eval"}"""
     cmd = [sys.executable, "-m", "lerobot.scripts.lerobot_eval", *args.split()]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -110,6 +111,7 @@ def test_lerobot_eval_cli_rolls_out_the_export_like_our_policy(exported, tmp_pat
     env_cfg = RecordEnvConfig(id="svla/Lift-v0", image_size=112, max_episode_steps=steps)
     venv = gym.vector.SyncVectorEnv([env_cfg.make, env_cfg.make])
     policy = load_policy(ckpt, device="cpu").eval()
+    policy.cfg.n_action_steps = 2  # as svla-eval's n_action_steps=2 does
     obs, _ = venv.reset(seed=[seed, seed + 1])
     policy.reset()
     ours = np.zeros(2)
