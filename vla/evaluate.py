@@ -44,8 +44,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class EvalConfig:
     """checkpoint: a policy checkpoint directory (from svla-train).
-    env: the task (`conf/env/`).
-    seed: episode i uses seed + i; it must not overlap the recording seeds of the training dataset."""
+    env: the task (`conf/env/`), or a suite of tasks (e.g. `metaworld_mt10`: every task is evaluated).
+    episodes: episodes per task.
+    seed: episode i uses seed + i (of every task); it must not overlap the recording seeds of the training
+        dataset."""
 
     checkpoint: str = ""
     env: RecordEnvConfig = field(default_factory=RecordEnvConfig)
