@@ -77,8 +77,9 @@ class Normalizer(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., D]
         if x.shape[-1] != self.dim:
             raise ValueError(f"{self.key}: got last dimension {x.shape[-1]}, statistics have {self.dim}")
+        x = x.to(self.center.device)  # env observations come on the CPU; statistics live with the policy
         y = (x - self.center) / self.scale
         return y.clamp(-1, 1) if self.mode == "quantile" else y
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:  # [..., D]
-        return y * self.scale + self.center
+        return y.to(self.center.device) * self.scale + self.center
