@@ -389,13 +389,10 @@ def test_real_lerobot_libero_env_accepts_our_arguments(tmp_path, monkeypatch):
     assert real.action_space.shape == (len(lib.ACTION_NAMES),)
 
 
-def test_evaluator_runs_a_libero_task_through_the_family(tmp_path):
-    """`svla-eval`'s `evaluate` on `libero/libero_spatial-0` with the stand-in backend: the env is built by
-    `RecordEnvConfig.make()`, the checkpoint's features (2 cameras, 8-D state, 7-D action) match the env,
-    seed 100000 + i starts from init state i, success and lengths come from `info["is_success"]`."""
+def _tiny_libero_checkpoint(out: Path) -> Path:
+    """A tiny random svla policy with LIBERO features (image + wrist_image, 8-D state, 7-D action)."""
     from vla.checkpoint import save_policy
     from vla.config import HeadConfig, PolicyConfig
-    from vla.evaluate import EvalConfig, evaluate
     from vla.policy import SpatialVLAPolicy
 
     stats = {
@@ -403,9 +400,19 @@ def test_evaluator_runs_a_libero_task_through_the_family(tmp_path):
         "action": {"mean": [0.0] * 7, "std": [0.5] * 7, "q01": [-1.0] * 7, "q99": [1.0] * 7},
     }
     torch.manual_seed(0)
-    policy_cfg = PolicyConfig(head=HeadConfig(name="l1_chunk"), cameras=list(lib.CAMERAS))
-    policy = SpatialVLAPolicy(policy_cfg, stats)
-    ckpt = save_policy(policy, tmp_path / "ckpt")
+    policy = SpatialVLAPolicy(
+        PolicyConfig(head=HeadConfig(name="l1_chunk"), cameras=list(lib.CAMERAS)), stats
+    )
+    return save_policy(policy, out)
+
+
+def test_evaluator_runs_a_libero_task_through_the_family(tmp_path):
+    """`svla-eval`'s `evaluate` on `libero/libero_spatial-0` with the stand-in backend: the env is built by
+    `RecordEnvConfig.make()`, the checkpoint's features (2 cameras, 8-D state, 7-D action) match the env,
+    seed 100000 + i starts from init state i, success and lengths come from `info["is_success"]`."""
+    from vla.evaluate import EvalConfig, evaluate
+
+    ckpt = _tiny_libero_checkpoint(tmp_path / "ckpt")
     cfg = EvalConfig(
         checkpoint=str(ckpt),
         env=_env_cfg(),
@@ -448,3 +455,30 @@ def test_real_libero_rollout_when_the_assets_are_provided(tmp_path, monkeypatch)
     assert abs(np.linalg.norm(state[3:6]) - np.pi) < 0.2
     np.testing.assert_allclose(state[6:], [0.04, -0.04], atol=0.005)
     env.close()
+
+
+def test_evaluator_runs_a_whole_suite_as_its_ten_tasks(tmp_path):
+    """`env=libero_goal` (id `libero/libero_goal`) expands into its 10 tasks; each runs the same seeds; the
+    suite score is the mean over tasks; videos show the first camera (`image`)."""
+    from vla.evaluate import EvalConfig, evaluate
+
+    env = _env_cfg(id="libero/libero_goal", max_episode_steps=4)
+    assert [t.id for t in env.task_configs()] == lib.task_ids("libero_goal")
+    cfg = EvalConfig(
+        checkpoint=str(_tiny_libero_checkpoint(tmp_path / "ckpt")),
+        env=env,
+        episodes=2,
+        num_envs=1,
+        videos=1,
+        output_dir=str(tmp_path / "eval"),
+        progress=False,
+    )
+    result = evaluate(cfg)
+    assert result["suite"] == "libero/libero_goal" and list(result["tasks"]) == lib.task_ids("libero_goal")
+    for task in result["tasks"].values():  # init states 0 and 1 in every task: the even one succeeds
+        assert [(r["seed"], r["success"], r["length"]) for r in task["records"]] == [
+            (100_000, True, 3),
+            (100_001, False, 4),
+        ]
+    assert result["success_rate"] == 0.5 and result["episodes"] == 20
+    assert len(result["videos"]) == 10 and all(Path(v).stat().st_size > 0 for v in result["videos"])
