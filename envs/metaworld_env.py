@@ -21,8 +21,9 @@ Design decisions:
   with it, our frames equal lerobot's at the same seed (same layout and state, measured).
 - Cameras: `front` = MetaWorld's `corner2`, moved to lerobot's position and rotated 180 degrees (MetaWorld's
   corner cameras render upside-down), so frames look like lerobot's MetaWorld datasets; `wrist` =
-  `gripperPOV`; `image` = the same view as `front` under the name whose dataset key is `observation.image`
-  (lerobot's `MetaworldEnv` / hub `lerobot/metaworld_mt50` key, see `envs.record.image_key`). Override with
+  `gripperPOV`; `top` = the same view as `front` under the name whose dataset key is `observation.image`
+  (the key of lerobot's `MetaworldEnv`, which calls the camera `top`, and of the hub dataset
+  `lerobot/metaworld_mt50`; see `envs.record.image_key`). Override with
   `camera_names={"front": "corner3", ...}`; the flip applies to MetaWorld's corner cameras.
 - Multi-task suites (`metaworld/mt10`, `metaworld/mt50`, difficulty buckets) are config-level: see
   `envs.metaworld_suites`; this module builds one task.
@@ -55,9 +56,9 @@ CONTROL_FPS = 80  # MuJoCo timestep 2.5 ms x frame_skip 5 = 12.5 ms per env step
 DEFAULT_MAX_EPISODE_STEPS = 500  # MetaWorld's max_path_length
 STATE_NAMES = ("hand_x", "hand_y", "hand_z", "gripper_opening")
 ACTION_NAMES = ("delta_x", "delta_y", "delta_z", "gripper")
-# `image` is the camera of lerobot's MetaworldEnv and of the hub dataset `lerobot/metaworld_mt50` (the same
+# `top` is the camera of lerobot's MetaworldEnv and of the hub dataset `lerobot/metaworld_mt50` (the same
 # view as `front`); recorded under the key `observation.image` (see `envs.record.image_key`)
-DEFAULT_CAMERAS: dict[str, str] = {"front": "corner2", "wrist": "gripperPOV", "image": "corner2"}
+DEFAULT_CAMERAS: dict[str, str] = {"front": "corner2", "wrist": "gripperPOV", "top": "corner2"}
 FLIPPED_CAMERAS = frozenset({"corner", "corner2", "corner3"})  # render upside-down: rotate by 180 degrees
 CORNER2_POS = (0.75, 0.075, 0.7)  # lerobot's corner2 placement: the whole table and arm in view
 INSTRUCTION_CHARSET = frozenset(string.printable)

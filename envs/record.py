@@ -27,7 +27,7 @@ Design decisions:
   task); each frame's `task` is that task's instruction. The recording info lists every attempt with its task
   and each task's expert success rate (`per_task`).
 - Dataset keys of cameras: `image_key(cam)` = `observation.images.<cam>`, except the camera named
-  `SINGLE_CAMERA` (`image`), recorded as `observation.image` like lerobot's single-camera envs and the hub
+  `SINGLE_CAMERA` (`top`), recorded as `observation.image` like lerobot's single-camera envs and the hub
   dataset `lerobot/metaworld_mt50`.
 - Workers start with the `spawn` context by default: the parent holds torch/lerobot threads (unsafe to fork)
   and no GL context ever lives in the parent. lerobot is imported lazily so workers never import it. Scripts
@@ -237,7 +237,8 @@ class RecordConfig:
         return int(self.env.control_hz)
 
 
-SINGLE_CAMERA = "image"  # the camera recorded as `observation.image` (lerobot's single-camera key)
+SINGLE_CAMERA = "top"  # recorded as `observation.image`: lerobot's MetaworldEnv maps `pixels/top` there
+# (not "image": LIBERO's camera `image` is `observation.images.image` in lerobot's LIBERO datasets)
 
 
 def image_key(camera: str) -> str:

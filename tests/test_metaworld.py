@@ -100,13 +100,13 @@ def test_env_config_validation_quotes_bad_values():
         RecordEnvConfig(**{**base, "control_hz": 10.0})
     with pytest.raises(ValueError, match=r"unknown MetaWorld option\(s\) \['max_step'\]"):
         RecordEnvConfig(**base, kwargs={"max_step": 0.1})
-    with pytest.raises(ValueError, match=r"got \['top'\]"):
-        RecordEnvConfig(**base, cameras=["top"])
-    RecordEnvConfig(**base, cameras=["top"], kwargs={"camera_names": {"top": "topview"}})
+    with pytest.raises(ValueError, match=r"got \['side'\]"):
+        RecordEnvConfig(**base, cameras=["side"])
+    RecordEnvConfig(**base, cameras=["side"], kwargs={"camera_names": {"side": "topview"}})
 
 
 def test_image_camera_renders_exactly_what_lerobots_metaworld_env_renders(make):
-    """The `image` camera (recorded as `observation.image`) is lerobot's MetaworldEnv frame: same camera pose,
+    """The `top` camera (recorded as `observation.image`) is lerobot's MetaworldEnv frame: same camera pose,
     flip, layout and state at the same seed. Shadows are off on both sides (rendering them costs ~0.5 s per
     480 px frame here); `shadows=True` keeps MetaWorld's shadow map, as lerobot does."""
     from lerobot.envs.metaworld import MetaworldEnv
@@ -116,14 +116,14 @@ def test_image_camera_renders_exactly_what_lerobots_metaworld_env_renders(make):
         theirs._ensure_env()  # builds the sim; its renderer (and shadow map) is created on the first render
         theirs._env.model.vis.quality.shadowsize = 0
         ref, _ = theirs.reset(seed=3)
-        ours = make("metaworld/push-v3", image_size=480, cameras=("image",))
+        ours = make("metaworld/push-v3", image_size=480, cameras=("top",))
         obs, _ = ours.reset(seed=3)
-        assert obs["pixels"]["image"].shape == ref["pixels"].shape == (480, 480, 3)
+        assert obs["pixels"]["top"].shape == ref["pixels"].shape == (480, 480, 3)
         np.testing.assert_allclose(obs["agent_pos"], ref["agent_pos"], atol=1e-6)
-        assert np.abs(obs["pixels"]["image"].astype(int) - ref["pixels"]).mean() < 0.01
+        assert np.abs(obs["pixels"]["top"].astype(int) - ref["pixels"]).mean() < 0.01
     finally:
         theirs.close()
-    shadowed = make("metaworld/push-v3", cameras=("image", "front"), shadows=True)
+    shadowed = make("metaworld/push-v3", cameras=("top", "front"), shadows=True)
     obs, _ = shadowed.reset(seed=3)
     assert shadowed.unwrapped._sim.model.vis.quality.shadowsize > 0
-    np.testing.assert_array_equal(obs["pixels"]["image"], obs["pixels"]["front"])  # the same view
+    np.testing.assert_array_equal(obs["pixels"]["top"], obs["pixels"]["front"])  # the same view

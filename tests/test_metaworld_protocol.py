@@ -55,12 +55,13 @@ def test_suites_and_buckets():
         suites.bucket_of("not-a-task-v3")
 
 
-def test_image_key_maps_the_image_camera_to_observation_image_and_keeps_the_others():
-    assert image_key("image") == "observation.image"
+def test_image_key_maps_the_top_camera_to_observation_image_and_keeps_the_others():
+    assert image_key("top") == "observation.image"
+    assert image_key("image") == "observation.images.image"  # LIBERO's, as in lerobot's datasets
     assert (
         image_key("front") == "observation.images.front" and image_key("wrist") == "observation.images.wrist"
     )
-    for cam in ("image", "front", "wrist"):
+    for cam in ("top", "image", "front", "wrist"):
         assert camera_of_key(image_key(cam)) == cam
     assert camera_of_key("observation.state") is None and camera_of_key("observation.images") is None
 
@@ -71,7 +72,7 @@ def test_image_key_maps_the_image_camera_to_observation_image_and_keeps_the_othe
 def test_suite_configs_have_lerobot_metaworld_features_and_expand_to_tasks(name, n):
     cfg = compose("record", [f"env={name}"], schema=RecordConfig)
     env = cfg.env
-    assert (env.image_size, env.cameras, env.max_episode_steps, cfg.fps) == (480, ["image"], 400, 80)
+    assert (env.image_size, env.cameras, env.max_episode_steps, cfg.fps) == (480, ["top"], 400, 80)
     tasks = env.task_configs()
     assert env.is_suite and len(tasks) == n
     assert [t.id for t in tasks] == [mw.PREFIX + t for t in suites.suite_tasks(env.id)]
@@ -136,7 +137,7 @@ def test_recorded_suite_has_exactly_the_hub_features(suite_dataset):
     assert {a["task"] for a in info["attempts"]} == set(info["per_task"]) and summary.episodes == 2
     from vla.data import dataset_features
 
-    assert dataset_features(ds, ["image"])["cameras"] == ["image"]
+    assert dataset_features(ds, ["top"])["cameras"] == ["top"]
 
 
 def _task(successes, episodes=10):
@@ -188,7 +189,7 @@ def test_multitask_eval_end_to_end(suite_dataset, tmp_path):
                 "save_every=1",
                 "optim.warmup_steps=1",
                 "backbone.image_size=56",
-                "policy.cameras=[image]",
+                "policy.cameras=[top]",
             ],
             schema=TrainConfig,
         )
