@@ -18,7 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, not be
 from envs.hydra_utils import compose  # noqa: E402
 
 
-def curve(train_dir: Path, tasks: list[str], episodes: int, num_envs: int, every: int) -> dict:
+def curve(
+    train_dir: Path, tasks: list[str], episodes: int, num_envs: int, every: int, episodes_last: int = 0
+) -> dict:
+    """episodes_last > 0: that many episodes for the newest checkpoint (the reported number), `episodes` for
+    the earlier points of the curve."""
     from vla.evaluate import EvalConfig, evaluate
 
     ckpts = sorted((train_dir / "checkpoints").glob("step_*"))
@@ -26,9 +30,10 @@ def curve(train_dir: Path, tasks: list[str], episodes: int, num_envs: int, every
     rows = []
     for ckpt in ckpts:
         step = int(ckpt.name.split("_")[1])
+        n = episodes_last if episodes_last and ckpt == ckpts[-1] else episodes
         for task in tasks:
             out = train_dir / "eval" / f"{ckpt.name}_{task}"
-            cfg = compose("eval", [f"checkpoint={ckpt}", f"env={task}", f"episodes={episodes}",
+            cfg = compose("eval", [f"checkpoint={ckpt}", f"env={task}", f"episodes={n}",
                                    f"num_envs={num_envs}", f"output_dir={out}", "videos=2", "progress=false"],
                           schema=EvalConfig)
             r = evaluate(cfg)
@@ -67,8 +72,9 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--num-envs", type=int, default=2)
     p.add_argument("--every", type=int, default=1, help="evaluate checkpoints whose step is a multiple")
+    p.add_argument("--episodes-last", type=int, default=0, help="newest checkpoint (0: --episodes)")
     args = p.parse_args()
-    result = curve(args.train_dir, args.tasks, args.episodes, args.num_envs, args.every)
+    result = curve(args.train_dir, args.tasks, args.episodes, args.num_envs, args.every, args.episodes_last)
     (args.train_dir / "learning_curve.json").write_text(json.dumps(result, indent=1))
     plot(result, args.train_dir / "learning_curve.png")
     print(f"wrote {args.train_dir / 'learning_curve.json'} and learning_curve.png")
