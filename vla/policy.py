@@ -11,6 +11,8 @@ input embeddings; hidden states of the layers the head reads are passed on (`Bac
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -77,6 +79,8 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
         self.processor = VLAProcessor(hf_processor, cfg.cameras, cfg.prompt, stats, modes)
         self.state_norm, self.action_norm = self.processor.state_norm, self.processor.action_norm
         self.dims = dims
+        # train-time augmentation of RawObservations (`vla.augment`, set by svla-train); never used at rollout
+        self.train_transform: Callable[[RawObservation], RawObservation] | None = None
         self._init_queue()
 
     @property
@@ -139,7 +143,10 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
 
     # -- interface --------------------------------------------------------------------------------
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        inputs = self._to_device(self.processor(self.processor.raw_from_dataset(batch)))
+        raw = self.processor.raw_from_dataset(batch)
+        if self.training and self.train_transform is not None:
+            raw = self.train_transform(raw)
+        inputs = self._to_device(self.processor(raw))
         if "actions" not in inputs:
             raise KeyError("training batch has no 'action' chunk (load the dataset with delta_timestamps)")
         actions, is_pad = inputs["actions"], inputs["action_is_pad"]

@@ -45,6 +45,7 @@ from spatial_backbone.training_state import (
     restore,
     rng_state,
 )
+from vla.augment import TrainAugment
 from vla.checkpoint import check_features, load_policy, read_features, save_policy
 from vla.data import DatasetError, batch_indices, dataset_features, open_dataset
 from vla.normalize import select_stats
@@ -281,6 +282,8 @@ def train(cfg: TrainConfig) -> dict:
             )
         keys = (STATE_KEY, ACTION_KEY) + ((PRIVILEGED_KEY,) if PRIVILEGED_KEY in dataset.meta.stats else ())
         policy = SpatialVLAPolicy(cfg.policy, select_stats(dataset.meta.stats, keys))
+    if cfg.augment.enabled:  # training only: the checkpoint does not keep it, rollouts never augment
+        policy.train_transform = TrainAugment(cfg.augment)
     apply_freeze(policy, cfg.freeze)
     if cfg.policy.lora.enabled:
         train_only_lora(policy)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from spatial_backbone.config import BackboneConfig
+from vla.augment import AugmentConfig
 from vla.config import HeadConfig, PolicyConfig
 
 FREEZE = ("none", "vision", "language", "backbone")
@@ -44,13 +45,15 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     """`backbone` and `head` are top-level (so `backbone=tiny_5m head=flow_matching` work on the command line)
-    and are copied into `policy`, which holds the rest of the policy options."""
+    and are copied into `policy`, which holds the rest of the policy options. `augment`: train-time image
+    augmentation (`vla.augment`, off by default)."""
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     freeze: str = "none"
     steps: int = 1000
     batch_size: int = 16
