@@ -34,3 +34,34 @@ import pytest  # noqa: E402
 @pytest.fixture
 def kill_at_first_checkpoint():
     return _kill_at_first_checkpoint
+
+
+TINY_IMG = 64  # -> 56x56 after the Qwen resize rule: 4 visual tokens per camera, fast
+
+
+@pytest.fixture(scope="session")
+def tiny_lift_dataset(tmp_path_factory):
+    """Three recorded Lift episodes at 64 px (read-only: shared by every test that trains on it)."""
+    from envs.hydra_utils import compose
+    from envs.record import RecordConfig, record
+
+    root = tmp_path_factory.mktemp("ds") / "lift"
+    overrides = ["env=lift", "episodes=3", "num_envs=1", f"root={root}", "repo_id=local/lift"]
+    overrides += [f"env.image_size={TINY_IMG}", "progress=false"]
+    record(compose("record", overrides, schema=RecordConfig))
+    return root
+
+
+def tiny_train_overrides(dataset, out, *extra) -> list[str]:
+    """svla-train overrides for a few fast steps on `tiny_lift_dataset`."""
+    return [
+        f"dataset.root={dataset}",
+        "dataset.repo_id=local/lift",
+        f"output_dir={out}",
+        "progress=false",
+        "batch_size=4",
+        "log_every=1",
+        "optim.warmup_steps=2",
+        "backbone.image_size=56",
+        *extra,
+    ]

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_train_overrides
 from safetensors.torch import load_file
 
 from envs.hydra_utils import compose
-from envs.record import RecordConfig, record
 from envs.tasks.base import OUT_OF_VIEW, PRIVILEGED_NAMES, privileged_uv_index
 from vla.augment import AugmentConfig, augment
 from vla.config import PolicyConfig
@@ -177,28 +177,15 @@ def test_train_yaml_default_is_off():
 
 
 # -- svla-train with augmentation on the tiny recorded dataset -----------------------------------------------
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ds") / "lift"
-    overrides = ["env=lift", "episodes=2", "num_envs=1", f"root={root}", "repo_id=local/lift"]
-    record(compose("record", [*overrides, "env.image_size=64", "progress=false"], schema=RecordConfig))
-    return root
+@pytest.fixture
+def dataset(tiny_lift_dataset):
+    return tiny_lift_dataset
 
 
 def _cfg(dataset, out, *extra) -> TrainConfig:
-    overrides = [
-        f"dataset.root={dataset}",
-        "dataset.repo_id=local/lift",
-        f"output_dir={out}",
-        "progress=false",
-        "batch_size=4",
-        "log_every=1",
-        "optim.warmup_steps=1",
-        "backbone.image_size=56",
-        "augment.enabled=true",
-        "augment.crop_scale=0.9",
-        *extra,
-    ]
+    overrides = tiny_train_overrides(
+        dataset, out, "optim.warmup_steps=1", "augment.enabled=true", "augment.crop_scale=0.9", *extra
+    )
     return compose("train", overrides, schema=TrainConfig)
 
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_IMG as IMG
+from conftest import tiny_train_overrides
 from safetensors.torch import load_file
 
 from envs.hydra_utils import compose
-from envs.record import RecordConfig, load_recording_info, record
+from envs.record import load_recording_info
 from vla.checkpoint import CheckpointError, load_policy
 from vla.data import DatasetError, open_dataset
 from vla.evaluate import EvalConfig, evaluate
@@ -21,41 +23,14 @@ from vla.train import NonFiniteLossError, train
 from vla.train_config import DatasetConfig, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
-IMG = 64  # -> 56x56 after the Qwen resize rule: 4 visual tokens per camera, fast
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ds") / "lift"
-    cfg = compose(
-        "record",
-        [
-            "env=lift",
-            "episodes=3",
-            "num_envs=1",
-            f"root={root}",
-            "repo_id=local/lift",
-            f"env.image_size={IMG}",
-            "progress=false",
-        ],
-        schema=RecordConfig,
-    )
-    record(cfg)
-    return root
+@pytest.fixture
+def dataset(tiny_lift_dataset):
+    return tiny_lift_dataset
 
 
-def _train_overrides(dataset, out, *extra):
-    return [
-        f"dataset.root={dataset}",
-        "dataset.repo_id=local/lift",
-        f"output_dir={out}",
-        "progress=false",
-        "batch_size=4",
-        "log_every=1",
-        "optim.warmup_steps=2",
-        "backbone.image_size=56",
-        *extra,
-    ]
+_train_overrides = tiny_train_overrides
 
 
 def _train_cfg(dataset, out, *extra) -> TrainConfig:
