@@ -123,7 +123,7 @@ def test_grpo_run_passes_3d_positions_logs_components_and_writes_a_backbone(setu
     from spatial_backbone.factory import build_backbone
     from spatial_backbone.rl.grpo import build_trainer
 
-    cfg = small_cfg(setup, "run", beta=0.01)  # with a KL reference model
+    cfg = small_cfg(setup, "run", beta=0.01, dapo_filter=True)  # a KL reference model and the group filter
     trainer, processor, out = build_trainer(cfg)
     seen = []
 
