@@ -68,7 +68,6 @@ MANAGED: dict[str, dict[str, str]] = {
         "resume": "force",
         "seed": "seed",
         "steps": "vla.steps",
-        "batch_size": "vla.batch_size",
     },
     "eval": {"checkpoint": "run_dir", "env": "tasks / image_size", "output_dir": "run_dir"},
 }
@@ -110,7 +109,9 @@ class PipelineConfig:
         each backbone (untuned, SFT, RL) is scored on.
     record: demonstrations per task (`svla-record`: episodes, workers, video codec).
     vla: VLA training (`svla-train`), identical for the tuned and the untuned backbone.
-    act: LeRobot's ACT peer baseline; it trains on the same dataset with the VLA's steps, batch size and seed.
+    act: LeRobot's ACT peer baseline; it trains on the same dataset with the VLA's steps and seed, at its own
+        batch size (default 8, half the VLA's: an ACT step on two cameras costs ~4-5x a VLA step, and at 16
+        the ACT stage alone took 693 s, pushing the default run over 30 min; session 5).
     eval: rollouts (`svla-eval`): episodes per task, seeds (held out from the recording), videos; the three
         policies are rolled out on the same seeds.
     report_videos: MP4 rollouts linked per policy and task in the report.
@@ -131,7 +132,7 @@ class PipelineConfig:
     spatial_eval_splits: list[str] = field(default_factory=lambda: ["test", "shifted"])
     record: RecordConfig = field(default_factory=lambda: RecordConfig(episodes=50))
     vla: TrainConfig = field(default_factory=lambda: TrainConfig(steps=300, save_every=100))
-    act: ActTrainConfig = field(default_factory=lambda: ActTrainConfig(save_every=100))
+    act: ActTrainConfig = field(default_factory=lambda: ActTrainConfig(save_every=100, batch_size=8))
     eval: EvalConfig = field(
         default_factory=lambda: EvalConfig(checkpoint=SET_BY_PIPELINE, episodes=10, videos=1)
     )

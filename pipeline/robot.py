@@ -148,7 +148,6 @@ def configure_act(ctx: Context):
         output_dir=str(ctx.dir("act")),
         seed=c.seed,
         steps=c.vla.steps,
-        batch_size=c.vla.batch_size,
     )
 
 
