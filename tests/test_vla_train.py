@@ -241,3 +241,28 @@ def test_lora_trains_only_adapters_and_survives_a_checkpoint(dataset, tmp_path):
 def test_policy_cameras_missing_from_the_dataset_is_a_clear_error(dataset, tmp_path):
     with pytest.raises(DatasetError, match=r"policy.cameras=\['top'\]"):
         train(_train_cfg(dataset, tmp_path / "cams", "steps=1", "policy.cameras=[top]"))
+
+
+def test_init_from_starts_a_new_run_from_a_checkpoints_weights(dataset, tmp_path):
+    first = Path(train(_train_cfg(dataset, tmp_path / "a", "steps=2", "save_every=2"))["checkpoint"])
+    frozen = ["steps=1", "save_every=1", "optim.lr_head=0", "optim.lr_language=0", "optim.lr_vision=0"]
+    fresh = _weights(Path(train(_train_cfg(dataset, tmp_path / "fresh", *frozen))["checkpoint"]))
+    run = train(_train_cfg(dataset, tmp_path / "b", *frozen, f"init_from={first}"))
+    assert run["steps"] == 1  # a new schedule, not a resume of the source run
+    a, b = _weights(first), _weights(Path(run["checkpoint"]))
+    assert a.keys() == b.keys()
+    assert any(not torch.equal(a[k], fresh[k]) for k in a)  # the source run moved away from the init
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=k)
+
+
+def test_init_from_a_mismatched_checkpoint_is_a_clear_error(dataset, tmp_path):
+    first = Path(train(_train_cfg(dataset, tmp_path / "a", "steps=1", "save_every=1"))["checkpoint"])
+    with pytest.raises(CheckpointError, match="has head 'l1_chunk'; this run asks for 'flow_matching'"):
+        train(_train_cfg(dataset, tmp_path / "b", "steps=1", f"init_from={first}", "head=flow_matching"))
+    with pytest.raises(CheckpointError, match="shape mismatches"):
+        train(
+            _train_cfg(dataset, tmp_path / "c", "steps=1", f"init_from={first}", "head.kwargs.mlp_hidden=40")
+        )
+    with pytest.raises(CheckpointError, match="nope is not a policy checkpoint"):
+        train(_train_cfg(dataset, tmp_path / "d", "steps=1", f"init_from={tmp_path / 'nope'}"))

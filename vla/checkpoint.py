@@ -29,6 +29,7 @@ from envs.atomic import atomic_dir
 from envs.hydra_utils import to_config, to_yaml
 from spatial_backbone.config import BackboneConfig
 from vla.config import PolicyConfig
+from vla.normalize import Normalizer
 from vla.policy import SpatialVLAPolicy, base_state_dict
 
 REQUIRED = ("backbone/config.json", "head.safetensors", "policy.yaml", "stats.json", "features.json")
@@ -128,8 +129,50 @@ def load_spatial_vla(ckpt_dir: str | os.PathLike, device: str = "auto") -> Spati
     return policy.to(policy.backbone.device)
 
 
+def init_policy_from(
+    ckpt_dir: str | os.PathLike, cfg: PolicyConfig, stats: dict, device: str = "auto"
+) -> SpatialVLAPolicy:
+    """A new policy (config `cfg`, normalization `stats` of the dataset it will train on) whose weights start
+    from a spatial-vla checkpoint: fine-tuning a trained policy on new data (a curriculum stage, another task
+    mix). The backbone (architecture and weights) is the checkpoint's; the head is built from `cfg.head` and
+    must match the checkpoint's parameter for parameter; the normalizers come from `stats`, not the
+    checkpoint (usual practice when fine-tuning on a new dataset). Optimizer, schedule and step start fresh.
+    """
+    path, where = Path(ckpt_dir), f"init_from={str(ckpt_dir)!r}"
+    if not path.is_dir():
+        raise CheckpointError(f"{where} does not exist; give a policy checkpoint directory")
+    if policy_type(path) != DEFAULT_POLICY_TYPE:
+        raise CheckpointError(f"{where} is a {policy_type(path)!r} checkpoint, not a spatial_vla one")
+    src = load_spatial_vla(path, device=device)
+    if src.cfg.head.name != cfg.head.name:
+        raise CheckpointError(f"{where} has head {src.cfg.head.name!r}; this run asks for {cfg.head.name!r}")
+    if src.cfg.lora.enabled or cfg.lora.enabled:
+        raise CheckpointError(f"{where}: init_from does not combine with LoRA (policy.lora.enabled)")
+    cfg = dataclasses.replace(cfg, backbone=src.cfg.backbone)  # the checkpoint's backbone, by path
+    policy = SpatialVLAPolicy(cfg, stats, backbone=(src.backbone, src.processor.hf))
+    norms = tuple(f"{n}." for n, m in policy.named_modules() if isinstance(m, Normalizer))
+    own = {k: v for k, v in policy.state_dict().items() if not k.startswith(norms)}
+    state = {k: v for k, v in src.state_dict().items() if not k.startswith(norms)}
+    bad = [
+        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if bad or missing or unexpected:
+        raise CheckpointError(
+            f"{where} does not match this policy (head.kwargs, chunk_size, cameras or dataset features "
+            f"differ): shape mismatches {bad[:5]}, missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    policy.load_state_dict(state, strict=False)
+    return policy.to(policy.backbone.device)
+
+
 def read_features(ckpt_dir: str | os.PathLike) -> dict:
-    return json.loads((Path(ckpt_dir) / "features.json").read_text())
+    path = Path(ckpt_dir) / "features.json"
+    if not path.is_file():
+        raise CheckpointError(f"{ckpt_dir} is not a policy checkpoint: {path} does not exist")
+    return json.loads(path.read_text())
 
 
 def check_features(ckpt: dict, other: dict, other_name: str) -> None:

@@ -46,7 +46,7 @@ from spatial_backbone.training_state import (
     rng_state,
 )
 from vla.augment import TrainAugment
-from vla.checkpoint import check_features, load_policy, read_features, save_policy
+from vla.checkpoint import check_features, init_policy_from, load_policy, read_features, save_policy
 from vla.data import DatasetError, batch_indices, dataset_features, open_dataset
 from vla.normalize import select_stats
 from vla.policy import SpatialVLAPolicy
@@ -281,7 +281,15 @@ def train(cfg: TrainConfig) -> dict:
                 f"{have}; set policy.cameras to a subset of them"
             )
         keys = (STATE_KEY, ACTION_KEY) + ((PRIVILEGED_KEY,) if PRIVILEGED_KEY in dataset.meta.stats else ())
-        policy = SpatialVLAPolicy(cfg.policy, select_stats(dataset.meta.stats, keys))
+        stats = select_stats(dataset.meta.stats, keys)
+        if cfg.init_from:
+            check_features(
+                read_features(cfg.init_from), dataset_features(dataset, cfg.policy.cameras), "dataset"
+            )
+            policy = init_policy_from(cfg.init_from, cfg.policy, stats, device=cfg.policy.backbone.device)
+            acc.print(f"initialized from {cfg.init_from}")
+        else:
+            policy = SpatialVLAPolicy(cfg.policy, stats)
     if cfg.augment.enabled:  # training only: the checkpoint does not keep it, rollouts never augment
         policy.train_transform = TrainAugment(cfg.augment)
     apply_freeze(policy, cfg.freeze)

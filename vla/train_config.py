@@ -46,7 +46,9 @@ class OptimConfig:
 class TrainConfig:
     """`backbone` and `head` are top-level (so `backbone=tiny_5m head=flow_matching` work on the command line)
     and are copied into `policy`, which holds the rest of the policy options. `augment`: train-time image
-    augmentation (`vla.augment`, off by default)."""
+    augmentation (`vla.augment`, off by default). `init_from`: a spatial-vla checkpoint whose weights start
+    this run (fine-tuning / curriculum: backbone and head weights from it, normalization from this dataset,
+    optimizer and schedule fresh); null = the backbone factory's weights and a fresh head."""
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
@@ -63,6 +65,7 @@ class TrainConfig:
     save_every: int = 250
     log_every: int = 10
     resume: bool = False
+    init_from: str | None = None
     progress: bool = True
 
     def __post_init__(self):
