@@ -191,3 +191,22 @@ def test_pointer_targets_follow_the_policy_cameras():
     bad = STATS | {PRIVILEGED_KEY: {"mean": [0.0] * 6, "std": [1.0] * 6}}
     with pytest.raises(StatsError, match="re-record"):
         type(proc)(proc.hf, ["front"], "{instruction}", bad, ("mean_std", "mean_std"))
+
+
+@pytest.mark.parametrize("first", [False, True])
+def test_instruction_first_makes_image_features_depend_on_the_instruction(first, tmp_path):
+    policy = _policy("l1_chunk", instruction_first=first).eval()
+    p, obs = policy.processor, _obs(1)
+    ids, hidden, first_img = [], [], []
+    for instruction in ("pick up the cube", "touch the red ball"):
+        inputs = policy._to_device(p(p.raw_from_env(obs | {"instruction": [instruction]})))
+        feats = policy._features(inputs)
+        img = feats.image_mask[0]  # [S]
+        hidden.append(feats.hidden_states[-1][0, img])  # [N_img, D]
+        ids.append(inputs["input_ids"][0].tolist())
+        first_img.append(int(img.nonzero()[0]))
+    differs = next(i for i, (a, b) in enumerate(zip(*ids)) if a != b)  # where the instructions start
+    assert (differs < first_img[0]) == first  # the prompt sits before / after the images
+    assert torch.equal(hidden[0], hidden[1]) != first  # causal LM: only text-first conditions the images
+    loaded = load_policy(save_policy(policy, tmp_path / "ckpt"))
+    assert loaded.processor.instruction_first == first

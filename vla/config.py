@@ -43,7 +43,11 @@ class PolicyConfig:
     n_action_steps: actions executed before re-planning (k <= H). Default 4 = re-plan twice per chunk: on Lift
         (500 demos, l1_chunk) k = 4 gave 88-90% where k = 8 gave 70-78% and k = 1 58-82% (README, session 4).
     cameras: camera names read from observations, in order.
-    prompt: how the instruction is put to the model."""
+    prompt: how the instruction is put to the model.
+    instruction_first: put the prompt before the camera images instead of after them. The language model is
+        causal, so only then can the image tokens attend to the instruction: their hidden states (which the
+        head's pointers and keypoints read) become instruction-conditioned visual features, the attention
+        analogue of FiLM (DESIGN.md section 6, learning probe)."""
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
@@ -52,6 +56,7 @@ class PolicyConfig:
     n_action_steps: int = 4
     cameras: list[str] = field(default_factory=lambda: ["front", "wrist"])
     prompt: str = "What action should the robot take to {instruction}?"
+    instruction_first: bool = False
 
     def __post_init__(self):
         if self.chunk_size < 1:

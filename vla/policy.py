@@ -76,7 +76,9 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
             getattr(self.head, "state_norm_mode", "mean_std"),
             getattr(self.head, "action_norm_mode", "mean_std"),
         )
-        self.processor = VLAProcessor(hf_processor, cfg.cameras, cfg.prompt, stats, modes)
+        self.processor = VLAProcessor(
+            hf_processor, cfg.cameras, cfg.prompt, stats, modes, instruction_first=cfg.instruction_first
+        )
         self.state_norm, self.action_norm = self.processor.state_norm, self.processor.action_norm
         self.dims = dims
         # train-time augmentation of RawObservations (`vla.augment`, set by svla-train); never used at rollout

@@ -52,9 +52,16 @@ class VLAProcessor:
     """Builds model inputs from raw observations; owns the normalizers (buffers saved with the checkpoint)."""
 
     def __init__(
-        self, hf_processor, cameras: list[str], prompt: str, stats: dict, norm_modes: tuple[str, str]
+        self,
+        hf_processor,
+        cameras: list[str],
+        prompt: str,
+        stats: dict,
+        norm_modes: tuple[str, str],
+        instruction_first: bool = False,
     ):
         self.hf, self.cameras, self.prompt = hf_processor, list(cameras), prompt
+        self.instruction_first = instruction_first
         self.tok = hf_processor.tokenizer
         self.patchify = FastPatchifier(hf_processor.image_processor)
         self.stats = stats
@@ -122,7 +129,8 @@ class VLAProcessor:
     # -- the one function -----------------------------------------------------------------------------------
     def _build_prompt_ids(self, instruction: str, n_image_tokens: tuple[int, ...]) -> tuple[int, ...]:
         content = [{"type": "image"} for _ in self.cameras]
-        content.append({"type": "text", "text": self.prompt.format(instruction=instruction)})
+        text_part = {"type": "text", "text": self.prompt.format(instruction=instruction)}
+        content = [text_part, *content] if self.instruction_first else [*content, text_part]
         text = self.hf.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
         for n in n_image_tokens:
             text = text.replace("<|image_pad|>", "<|placeholder|>" * n, 1)
