@@ -205,7 +205,7 @@ def test_instruction_first_makes_image_features_depend_on_the_instruction(first,
         hidden.append(feats.hidden_states[-1][0, img])  # [N_img, D]
         ids.append(inputs["input_ids"][0].tolist())
         first_img.append(int(img.nonzero()[0]))
-    differs = next(i for i, (a, b) in enumerate(zip(*ids)) if a != b)  # where the instructions start
+    differs = next(i for i, (a, b) in enumerate(zip(*ids, strict=False)) if a != b)  # instruction start
     assert (differs < first_img[0]) == first  # the prompt sits before / after the images
     assert torch.equal(hidden[0], hidden[1]) != first  # causal LM: only text-first conditions the images
     loaded = load_policy(save_policy(policy, tmp_path / "ckpt"))
