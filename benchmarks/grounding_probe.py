@@ -1,0 +1,85 @@
+"""Where does a multi-task VLA fail: finding the named object, or acting? Per-task losses of a checkpoint.
+
+For each task of a merged suite dataset (`svla-merge` keeps the sources in order in
+`meta/svla_recording.json`), evaluates the policy's own loss terms on `--frames` frames sampled from that
+task's episodes, in eval mode: `l1` (action chunk, normalized units), `uv_l1` (where the pointers say the
+target and goal are, image coordinates in [-1, 1]; 0.1 = 5% of the image width) and `aux_l1` (3D target/goal,
+normalized). These are the training episodes (a suite has no held-out recordings), so the numbers measure fit,
+not generalization: a task with a high `uv_l1` has not learned which object its words name.
+
+    .venv/bin/python benchmarks/grounding_probe.py --dataset /work/runs/datasets/suite1700 \
+        --checkpoint /work/runs/vla/suite_l1_4k/checkpoints/step_0004000 [more checkpoints]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, not benchmarks/, shadows `envs`
+
+import torch  # noqa: E402
+from torch.utils.data import default_collate  # noqa: E402
+
+
+def task_frames(root: Path, frames: int, seed: int) -> dict[str, list[int]]:
+    """Frame indices per source task of a merged dataset (sources in merge order), `frames` per task."""
+    info = json.loads((root / "meta" / "svla_recording.json").read_text())
+    g = torch.Generator().manual_seed(seed)
+    out, start = {}, 0
+    for src in info["sources"]:
+        n = int(sum(src["episode_lengths"]))
+        name = Path(src["root"]).name
+        out[name] = (start + torch.randperm(n, generator=g)[:frames]).tolist()
+        start += n
+    return out
+
+
+@torch.no_grad()
+def probe(ckpt: str, dataset, frames: dict[str, list[int]], batch: int) -> dict[str, dict[str, float]]:
+    from vla.checkpoint import load_policy
+
+    policy = load_policy(ckpt).eval()
+    rows = {}
+    for task, idx in frames.items():
+        sums: dict[str, float] = {}
+        for i in range(0, len(idx), batch):
+            b = default_collate([dataset[j] for j in idx[i : i + batch]])
+            _, metrics = policy(b)
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + v * len(idx[i : i + batch])
+        rows[task] = {k: v / len(idx) for k, v in sums.items()}
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", required=True, help="merged suite dataset root")
+    ap.add_argument("--repo-id", default=None, help="its repo id (default local/<dir name>)")
+    ap.add_argument("--checkpoint", nargs="+", required=True)
+    ap.add_argument("--frames", type=int, default=256, help="frames per task")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    from spatial_backbone.device import apply_runtime, resolve_runtime
+    from vla.data import open_dataset
+    from vla.train_config import DatasetConfig
+
+    apply_runtime(resolve_runtime("cpu", "float32", "auto", 1))
+    root = Path(args.dataset)
+    chunk = json.loads((Path(args.checkpoint[0]) / "features.json").read_text())["chunk_size"]
+    dataset = open_dataset(DatasetConfig(repo_id=args.repo_id or f"local/{root.name}", root=str(root)), chunk)
+    frames = task_frames(root, args.frames, args.seed)
+    keys = ("l1", "uv_l1", "aux_l1")
+    print(f"{'checkpoint':60s} {'task':14s} " + " ".join(f"{k:>8s}" for k in keys))
+    for ckpt in args.checkpoint:
+        for task, m in probe(ckpt, dataset, frames, args.batch).items():
+            vals = " ".join(f"{m.get(k, float('nan')):8.3f}" for k in keys)
+            print(f"{ckpt[-60:]:60s} {task:14s} {vals}")
+
+
+if __name__ == "__main__":
+    main()
