@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
         ({"beta": -0.1}, "beta=-0.1"),
         ({"loss_type": "ppo"}, "'ppo'"),
         ({"loss_type": "grpo", "dapo_filter": True}, "loss_type='grpo'"),
+        ({"anchor_coef": 1.0, "beta": 0.0}, "needs the reference model"),
+        ({"anchor_coef": -1.0}, "anchor_coef=-1.0"),
     ],
 )
 def test_bad_grpo_values_are_quoted(kwargs, quoted):
@@ -42,6 +44,8 @@ def test_bad_data_values_are_quoted():
         RLDataConfig(split="nope")
     with pytest.raises(ConfigError, match="max_steps=0"):
         compose("rl", ["max_steps=0"], schema=RLConfig)
+    with pytest.raises(ConfigError, match="data.skills is empty"):
+        compose("rl", ["grpo.anchor_coef=1", "data.skills=[]"], schema=RLConfig)
 
 
 def test_yaml_mirrors_the_dataclass_defaults():
@@ -104,8 +108,8 @@ def setup(tmp_path_factory):
     return root
 
 
-def small_cfg(root: Path, out: str, **kw) -> RLConfig:
-    data = RLDataConfig(skills=[], formats=[], answer_types=["word", "choice"], max_answer_tokens=64)
+def small_cfg(root: Path, out: str, skills=(), **kw) -> RLConfig:
+    data = RLDataConfig(skills=list(skills), formats=[], answer_types=["word", "choice"], max_answer_tokens=64)
     grpo = GRPOOptions(num_generations=2, prompts_per_step=2, max_completion_length=6, **kw)
     return RLConfig(
         backbone=BackboneConfig(name_or_path=str(root / "start"), image_size=0),
@@ -190,3 +194,41 @@ def test_resume_after_kill_9(setup, kill_at_first_checkpoint):
     assert summary["steps"] == 30 and summary["resumed_from"].endswith(f"checkpoint-{killed_at}")
     rows = [json.loads(line) for line in open(out / "history.jsonl")]
     assert [r["step"] for r in rows if "reward" in r] == list(range(1, 31))  # no step lost or repeated
+
+
+def test_anchor_kl_is_zero_at_the_reference_and_pulls_back_a_moved_policy(setup):
+    import copy
+
+    from spatial_backbone.factory import build_backbone
+    from spatial_backbone.rl.anchor import AnchorItems, anchor_kl
+
+    model, processor = build_backbone(BackboneConfig(name_or_path=str(setup / "start"), image_size=0))
+    anchor = AnchorItems(
+        processor, str(setup / "data"), "train", ["depth_comparison", "counting"], 3, 64, 0, []
+    )
+    assert set(anchor.skills) <= {"depth_comparison", "counting"} and anchor.skills
+    a, b = anchor.batch(5), anchor.batch(5)
+    assert torch.equal(a["input_ids"], b["input_ids"])  # a pure function of (seed, step): resume-safe
+    assert not torch.equal(a["input_ids"], anchor.batch(6)["input_ids"]) or len(anchor.items) <= 3
+    ref = copy.deepcopy(model).eval()
+    assert float(anchor_kl(model, ref, a)) == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        model.lm_head.weight.add_(0.05 * torch.randn_like(model.lm_head.weight))
+    kl = anchor_kl(model, ref, a)
+    assert float(kl) > 1e-4
+    kl.backward()
+    assert model.lm_head.weight.grad.abs().sum() > 0
+
+
+def test_grpo_with_anchor_logs_its_kl(setup):
+    from spatial_backbone.rl.grpo import train_rl
+
+    from spatial_backbone.data.io import load_split
+
+    untrained = {"depth_comparison", "counting", "distance"}
+    trained = sorted({it["skill"] for it in load_split(setup / "data", "train")} - untrained)
+    cfg = small_cfg(setup, "anchored", trained, beta=0.01, anchor_coef=1.0, anchor_items=2, anchor_pool=16)
+    train_rl(cfg)
+    steps = [r for r in map(json.loads, open(setup / "anchored" / "history.jsonl")) if "reward" in r]
+    assert all("anchor/kl" in r for r in steps)
+    assert steps[0]["anchor/kl"] == pytest.approx(0.0, abs=1e-6)  # first step: policy == reference

@@ -79,6 +79,10 @@ class GRPOOptions:
         carry no accuracy signal) from the loss. epsilon / epsilon_high: PPO clip range (DAPO clip-higher).
     loss_type: TRL's loss normalisation (`dapo`: token-level over the batch; needed by dapo_filter).
     scale_rewards: `group` (GRPO: divide advantages by the group std), `batch` or `none` (Dr. GRPO).
+    anchor_coef: weight of the anchor loss (`spatial_backbone.rl.anchor`): KL(reference || policy) on the
+        answer tokens of items of the skills GRPO does NOT train (PPO-ptx style, against the drops GRPO causes
+        on them); 0 = off. Needs beta > 0 (the reference model) and a non-empty data.skills.
+    anchor_items: anchor items per step; anchor_pool: items sampled once (seeded) from those skills.
     """
 
     num_generations: int = 4
@@ -97,6 +101,9 @@ class GRPOOptions:
     epsilon_high: float = 0.28
     loss_type: str = "dapo"
     scale_rewards: str = "group"
+    anchor_coef: float = 0.0
+    anchor_items: int = 8
+    anchor_pool: int = 512
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
@@ -123,6 +130,15 @@ class GRPOOptions:
             )
         if self.scale_rewards not in ("group", "batch", "none"):
             raise ValueError(f"grpo.scale_rewards={self.scale_rewards!r} must be group, batch or none")
+        if self.anchor_coef < 0 or self.anchor_items < 1 or self.anchor_pool < 1:
+            raise ValueError(
+                f"grpo.anchor_coef={self.anchor_coef!r} must be >= 0, grpo.anchor_items="
+                f"{self.anchor_items!r} and grpo.anchor_pool={self.anchor_pool!r} >= 1"
+            )
+        if self.anchor_coef > 0 and self.beta == 0:
+            raise ValueError(
+                f"grpo.anchor_coef={self.anchor_coef!r} needs the reference model: set grpo.beta > 0 (got 0)"
+            )
 
 
 @dataclass
@@ -167,3 +183,8 @@ class RLConfig:
             raise ValueError("output_dir='' is empty")
         if self.report_to not in ("none", "tensorboard"):
             raise ValueError(f"report_to={self.report_to!r} must be 'none' or 'tensorboard'")
+        if self.grpo.anchor_coef > 0 and not self.data.skills:
+            raise ValueError(
+                f"grpo.anchor_coef={self.grpo.anchor_coef!r} anchors the skills GRPO does not train, but "
+                "data.skills is empty (every skill trains): list the trained skills or set anchor_coef=0"
+            )

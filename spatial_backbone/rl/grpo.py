@@ -44,6 +44,7 @@ from envs.hydra_utils import to_yaml
 from spatial_backbone.data.io import load_split, to_hf_dataset
 from spatial_backbone.factory import build_backbone, save_backbone
 from spatial_backbone.rewards import get_reward
+from spatial_backbone.rl.anchor import AnchorItems, anchor_kl
 from spatial_backbone.rl.config import RLConfig, RLDataConfig
 
 log = logging.getLogger(__name__)
@@ -153,9 +154,30 @@ class SpatialGRPOTrainer(GRPOTrainer):
     """GRPOTrainer + DAPO-style dropping of groups whose accuracy is all 1 or all 0 (see the module
     docstring)."""
 
-    def __init__(self, *args, spatial_reward: SpatialReward, dapo_filter: bool, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        spatial_reward: SpatialReward,
+        dapo_filter: bool,
+        anchor: AnchorItems | None = None,
+        anchor_coef: float = 0.0,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.spatial_reward, self.dapo_filter = spatial_reward, dapo_filter
+        self.anchor, self.anchor_coef = anchor, anchor_coef
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """GRPO's loss, plus `anchor_coef` x the anchor KL on the untrained skills (`rl.anchor`)."""
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.anchor is None or not model.training:
+            return loss
+        batch = self.anchor.batch(self.state.global_step)
+        batch = {k: v.to(self.accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        unwrap = self.accelerator.unwrap_model
+        kl = anchor_kl(unwrap(model), unwrap(self.ref_model), batch)
+        self._metrics["train"]["anchor/kl"].append(float(kl.detach()))
+        return loss + self.anchor_coef * kl
 
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
@@ -297,6 +319,22 @@ def build_trainer(cfg: RLConfig) -> tuple[SpatialGRPOTrainer, Any, Path]:
     dataset = build_dataset(cfg.data_dir, cfg.data, processor.tokenizer, cfg.grpo.max_completion_length)
     log.info("GRPO on %d items of %s/%s", len(dataset), cfg.data_dir, cfg.data.split)
     reward = SpatialReward()
+    anchor = None
+    if cfg.grpo.anchor_coef > 0:
+        present = {it["skill"] for it in load_split(cfg.data_dir, cfg.data.split, decode=False)}
+        others = sorted(present - set(cfg.data.skills))
+        g = cfg.grpo
+        anchor = AnchorItems(
+            processor,
+            cfg.data_dir,
+            cfg.data.split,
+            others,
+            g.anchor_items,
+            g.anchor_pool,
+            cfg.seed,
+            cfg.data.formats,
+        )
+        log.info("anchor: %d items of %d untrained skills", len(anchor.items), len(anchor.skills))
     trainer = SpatialGRPOTrainer(
         model=model,
         reward_funcs=[reward],
@@ -306,6 +344,8 @@ def build_trainer(cfg: RLConfig) -> tuple[SpatialGRPOTrainer, Any, Path]:
         callbacks=[RunCallback(out, cfg.progress)],
         spatial_reward=reward,
         dapo_filter=cfg.grpo.dapo_filter,
+        anchor=anchor,
+        anchor_coef=cfg.grpo.anchor_coef,
     )
     for cb in (ProgressCallback, PrinterCallback):  # RunCallback shows a compact bar instead
         trainer.remove_callback(cb)

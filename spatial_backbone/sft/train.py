@@ -45,9 +45,9 @@ from envs.hydra_utils import to_yaml
 from spatial_backbone.data.io import load_split
 from spatial_backbone.device import apply_runtime, resolve_runtime
 from spatial_backbone.factory import build_backbone, save_backbone
+from spatial_backbone.sft.answers import answer_logits
 from spatial_backbone.sft.config import PackingConfig, SFTConfig, SFTDataConfig, SFTOptimConfig
 from spatial_backbone.sft.packing import (
-    IGNORE,
     BatchPlan,
     EncodedItem,
     PackedCollator,
@@ -75,20 +75,8 @@ class AnswerLoss(torch.nn.Module):
         self.backbone = backbone
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.backbone.model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            position_ids=batch["position_ids"],
-            pixel_values=batch["pixel_values"],
-            image_grid_thw=batch["image_grid_thw"],
-            use_cache=False,
-        )
-        hidden = out.last_hidden_state[:, :-1]  # [B, S-1, D]: position s predicts token s+1
-        targets = batch["labels"][:, 1:]  # [B, S-1]
-        keep = targets != IGNORE  # [B, S-1]
-        logits = self.backbone.lm_head(hidden[keep])  # [N, V]: the head only where an answer token is next
-        loss_sum = F.cross_entropy(logits.float(), targets[keep], reduction="sum")
-        return loss_sum, keep.sum()
+        logits, targets = answer_logits(self.backbone, batch)  # [N, V], [N]
+        return F.cross_entropy(logits, targets, reduction="sum"), torch.tensor(targets.numel())
 
 
 def param_groups(model, optim: SFTOptimConfig) -> list[dict[str, Any]]:

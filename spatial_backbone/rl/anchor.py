@@ -1,0 +1,67 @@
+"""Anchor loss for GRPO: hold the skills GRPO does not train where the starting (SFT) model left them.
+
+Why (docs/rl.md, session 4): every GRPO run on a subset of skills gained 1-3 points on that subset and dropped
+some untrained skill by 7-17 points. The tiny SFT model answers most items of a skill with one constant text,
+and the small weight changes GRPO makes flip that answer. GRPO's own KL term only covers the prompts it
+samples, so nothing holds the other skills. The remedy follows InstructGPT's PPO-ptx (Ouyang et al. 2022,
+which mixes pretraining gradients into PPO against the "alignment tax"), in the distillation form: every GRPO
+step adds `coef * KL(ref || policy)` over the answer tokens of `per_step` items of the untrained skills. The
+answers are teacher-forced reference answers; `ref` is GRPO's KL reference (the starting model). The first
+answer token's distribution, which decides a constant answer, depends on the prompt alone, so it is pinned
+directly; the item order is a pure function of (seed, step), so a resumed run sees the same anchors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from spatial_backbone.data.io import load_split
+from spatial_backbone.sft.answers import answer_logits
+from spatial_backbone.sft.packing import EncodedItem, PackedCollator, VisionSpec, encode_items
+
+
+def anchor_kl(policy, ref, batch: dict[str, Any]) -> torch.Tensor:
+    """Mean over answer tokens of KL(ref || policy) of the next-token distributions (teacher forcing)."""
+    logits, _ = answer_logits(policy, batch)  # [N, V]
+    with torch.no_grad():
+        ref_logits, _ = answer_logits(ref, batch)  # [N, V]
+    kl = F.kl_div(F.log_softmax(logits, -1), F.log_softmax(ref_logits, -1), log_target=True, reduction="none")
+    return kl.sum(-1).mean()  # [N] -> scalar
+
+
+class AnchorItems:
+    """Items of the skills GRPO does not train (eval-style prompts), and a seeded batch for each step."""
+
+    def __init__(
+        self,
+        processor,
+        data_dir: str,
+        split: str,
+        skills: list[str],
+        per_step: int,
+        pool: int,
+        seed: int,
+        formats: list[str],
+    ):
+        items = [
+            it
+            for it in load_split(data_dir, split)
+            if it["skill"] in skills and (not formats or it["format"] in formats)
+        ]
+        if not items:
+            raise ValueError(f"no anchor items: split {split!r} of {data_dir} has none of skills {skills}")
+        rng = np.random.default_rng(seed)
+        chosen = sorted(rng.permutation(len(items))[:pool].tolist())
+        self.items: list[EncodedItem] = encode_items(processor, [items[i] for i in chosen], data_dir)
+        self.skills = sorted({it.skill for it in self.items})
+        self.collate = PackedCollator(VisionSpec.from_processor(processor), packed=False)
+        self.per_step, self.seed = min(per_step, len(self.items)), seed
+
+    def batch(self, step: int) -> dict[str, Any]:
+        """The anchors of optimizer step `step`: a pure function of (seed, step)."""
+        idx = np.random.default_rng([self.seed, step]).choice(len(self.items), self.per_step, replace=False)
+        return self.collate([[self.items[i]] for i in sorted(idx.tolist())])
