@@ -109,7 +109,9 @@ def setup(tmp_path_factory):
 
 
 def small_cfg(root: Path, out: str, skills=(), **kw) -> RLConfig:
-    data = RLDataConfig(skills=list(skills), formats=[], answer_types=["word", "choice"], max_answer_tokens=64)
+    data = RLDataConfig(
+        skills=list(skills), formats=[], answer_types=["word", "choice"], max_answer_tokens=64
+    )
     grpo = GRPOOptions(num_generations=2, prompts_per_step=2, max_completion_length=6, **kw)
     return RLConfig(
         backbone=BackboneConfig(name_or_path=str(root / "start"), image_size=0),
@@ -221,9 +223,8 @@ def test_anchor_kl_is_zero_at_the_reference_and_pulls_back_a_moved_policy(setup)
 
 
 def test_grpo_with_anchor_logs_its_kl(setup):
-    from spatial_backbone.rl.grpo import train_rl
-
     from spatial_backbone.data.io import load_split
+    from spatial_backbone.rl.grpo import train_rl
 
     untrained = {"depth_comparison", "counting", "distance"}
     trained = sorted({it["skill"] for it in load_split(setup / "data", "train")} - untrained)

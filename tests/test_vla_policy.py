@@ -171,6 +171,45 @@ def test_privileged_targets_train_auxiliary_losses_but_are_never_an_input(head):
     assert policy.predict_action_chunk(_obs()).shape == (2, H, A)  # env observations carry no ground truth
 
 
+def test_pointer_token_cross_entropy_picks_the_token_nearest_the_target():
+    from vla.heads.grounding import TargetPointers
+
+    # one camera, a 2 x 2 grid of tokens at (+-0.5, +-0.5), one more token on another camera
+    coords = torch.tensor([[[-0.5, -0.5, 1, 0], [0.5, -0.5, 1, 0], [-0.5, 0.5, 1, 0], [0.5, 0.5, 1, 0]]])
+    coords = torch.cat([coords, torch.tensor([[[0.4, 0.4, 0, 1]]])], dim=1)  # [1, 5, 4]
+    target = torch.tensor([[[[0.4, 0.45], [2.0, 2.0]]]])  # [B=1, P=1, C=2, 2]: camera 1 out of view
+    right = torch.full((1, 1, 2, 5), -20.0)
+    right[..., 3] = 0.0  # all mass on token 3, the one nearest (0.4, 0.45) on camera 0
+    wrong = torch.full((1, 1, 2, 5), -20.0)
+    wrong[..., 0] = 0.0
+    ce = [TargetPointers.token_ce(torch.log_softmax(x, -1), coords, target) for x in (right, wrong)]
+    assert float(ce[0]) < 1e-6 and float(ce[1]) > 10  # camera 1 (out of view) counts for nothing
+    assert TargetPointers.token_ce(right, coords, None) is None
+
+
+def test_pointer_ce_adds_a_falling_term_to_the_loss():
+    from envs.record import PRIVILEGED_KEY
+    from envs.tasks.base import PRIVILEGED_NAMES
+
+    n = len(PRIVILEGED_NAMES)
+    stats = STATS | {PRIVILEGED_KEY: {"mean": [0.0] * n, "std": [0.1] * n}}
+    torch.manual_seed(0)
+    head = HeadConfig(name="l1_chunk", kwargs={"pointer_ce": 0.5})
+    policy = SpatialVLAPolicy(PolicyConfig(head=head), stats)
+    priv = torch.rand(B, n, generator=torch.Generator().manual_seed(1)) * 1.6 - 0.8
+    batch = _batch() | {PRIVILEGED_KEY: priv}
+    opt = torch.optim.AdamW(policy.parameters(), lr=2e-3)
+    history = []
+    for _ in range(20):
+        loss, m = policy(batch)
+        assert loss.item() == pytest.approx(m["l1"] + m["aux_l1"] + m["uv_l1"] + 0.5 * m["uv_ce"], rel=1e-5)
+        history.append(m["uv_ce"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert history[-1] < 0.8 * history[0]
+
+
 def test_pointer_targets_follow_the_policy_cameras():
     """The image coordinates of each (point, camera) come from that camera's columns, in the policy's camera
     order; a camera the privileged state lacks is out of view (masked out of the loss)."""

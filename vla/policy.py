@@ -183,4 +183,3 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
         else:
             chunk = self.head.predict(self._features(inputs), inputs["state"])
         return self.action_norm.inverse(chunk.float())  # [B, H, A]
-

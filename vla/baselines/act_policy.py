@@ -176,7 +176,6 @@ class ActPolicy(ActionQueue, nn.Module):
         return self.postprocessor(chunk)  # [B, H, A] unnormalized
 
 
-
 # -- checkpoints ---------------------------------------------------------------------------------------------
 def save_act_policy(
     policy: ActPolicy,

@@ -44,6 +44,7 @@ class FlowMatchingHead(ActionHead):
         num_queries: int = 4,
         num_steps: int = 10,
         aux_weight: float = 1.0,
+        pointer_ce: float = 0.0,
     ):
         super().__init__()
         self.dims, self.num_steps, self.expert_dim, self.aux_weight = dims, num_steps, expert_dim, aux_weight
@@ -52,7 +53,7 @@ class FlowMatchingHead(ActionHead):
         self.mix = LayerMix(dims.num_layers_read, dims.hidden)
         self.ctx_proj = nn.Linear(dims.hidden, expert_dim)
         self.action_in = nn.Linear(dims.action_dim, expert_dim)
-        self.grounding = Grounding(dims) if dims.aux_dim and aux_weight > 0 else None
+        self.grounding = Grounding(dims, pointer_ce=pointer_ce) if dims.aux_dim and aux_weight > 0 else None
         g_dim = self.grounding.out_dim if self.grounding else 0
         self.state_in = nn.Linear(dims.state_dim + g_dim, expert_dim)
         self.time_mlp = nn.Sequential(
@@ -96,7 +97,7 @@ class FlowMatchingHead(ActionHead):
         x_t = t[:, None, None] * noise + (1 - t[:, None, None]) * actions  # [B, H, A]
         v = self._velocity(ctx, ctx_pad, state, x_t, t)
         mse = masked_mean(((v - (noise - actions)) ** 2).mean(-1), is_pad)
-        extra, metrics = Grounding.loss(pred, aux, self.aux_weight) if pred else (0.0, {})
+        extra, metrics = self.grounding.loss(pred, aux, self.aux_weight) if pred else (0.0, {})
         return mse + extra, {"flow_mse": float(mse.detach()), **metrics}
 
     @torch.no_grad()

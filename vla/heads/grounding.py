@@ -62,18 +62,22 @@ class TargetPointers(nn.Module):
         self.key = nn.Linear(dim, dim)
         self.out_dim = n_points * n_cameras * 2
 
-    def forward(self, q0: torch.Tensor, feats) -> torch.Tensor:
+    def forward(self, q0: torch.Tensor, feats) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> pointers [B, P, C, 2] and each camera's attention log-probabilities over tokens [B, P, C, S]."""
         b, d = q0.shape
         keys = self.key(self.mix(feats.hidden_states))  # [B, S, D]
         q = self.q(q0).view(b, self.p, d)  # [B, P, D]
         logits = q @ keys.transpose(1, 2) / d**0.5  # [B, P, S]
         xy = feats.token_coords[..., :2]  # [B, S, 2]
-        out = []
+        out, logps = [], []
         for c in range(self.c):
             on_cam = feats.image_mask & (feats.token_coords[..., 2 + c] > 0.5)  # [B, S]
-            attn = torch.softmax(logits.masked_fill(~on_cam[:, None, :], float("-inf")), dim=-1)  # [B, P, S]
-            out.append(attn @ xy)  # [B, P, 2]
-        return torch.stack(out, dim=2)  # [B, P, C, 2]
+            logp = torch.log_softmax(
+                logits.masked_fill(~on_cam[:, None, :], float("-inf")), dim=-1
+            )  # [B, P, S]
+            out.append(logp.exp() @ xy)  # [B, P, 2]
+            logps.append(logp)
+        return torch.stack(out, dim=2), torch.stack(logps, dim=2)  # [B, P, C, 2], [B, P, C, S]
 
     @staticmethod
     def uv_loss(pred: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor | None:
@@ -84,13 +88,34 @@ class TargetPointers(nn.Module):
         err = (pred - target).abs().sum(-1)  # [B, P, C]
         return (err * seen).sum() / seen.sum().clamp_min(1)
 
+    @staticmethod
+    def token_ce(
+        logp: torch.Tensor, token_coords: torch.Tensor, target: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """Cross-entropy of each pointer's attention against the image token nearest the true (u, v), over the
+        (point, camera) pairs in view: a classification signal on WHICH token holds the object, where the
+        soft-argmax L1 only sees the attention's mean position (spread over three objects, that mean can
+        still sit near the target). logp [B, P, C, S], token_coords [B, S, 2 + C], target [B, P, C, 2]."""
+        if target is None:
+            return None
+        c = logp.shape[2]
+        xy = token_coords[..., :2]  # [B, S, 2]
+        on_cam = torch.stack([token_coords[..., 2 + i] > 0.5 for i in range(c)], dim=1)  # [B, C, S]
+        dist = (xy[:, None, None] - target[..., None, :]).pow(2).sum(-1)  # [B, P, C, S]
+        dist = dist.masked_fill(~on_cam[:, None], float("inf"))
+        nearest = dist.argmin(-1, keepdim=True)  # [B, P, C, 1]
+        nll = -logp.gather(-1, nearest).squeeze(-1)  # [B, P, C]
+        seen = (target.abs() <= 1.0).all(-1)  # [B, P, C]
+        return (nll * seen).sum() / seen.sum().clamp_min(1)
+
 
 class Grounding(nn.Module):
     """Pointers + 3D positions from one query state: q0 [B, D] (+ extra [B, E]) -> predictions and the flat
     features [B, out_dim] an action decoder reads. `loss` adds both terms where the batch has targets."""
 
-    def __init__(self, dims: HeadDims, extra_dim: int = 0):
+    def __init__(self, dims: HeadDims, extra_dim: int = 0, pointer_ce: float = 0.0):
         super().__init__()
+        self.pointer_ce = pointer_ce
         self.pointers = (
             TargetPointers(dims.hidden, dims.num_layers_read, dims.aux_points, dims.n_cameras)
             if dims.aux_points
@@ -104,22 +129,28 @@ class Grounding(nn.Module):
         pred: dict[str, torch.Tensor] = {}
         found = []
         if self.pointers is not None:
-            pred["uv"] = self.pointers(q0, feats)  # [B, P, C, 2]
+            pred["uv"], pred["uv_logp"] = self.pointers(q0, feats)  # [B, P, C, 2], [B, P, C, S]
+            pred["token_coords"] = feats.token_coords  # [B, S, 2 + C]
             found.append(pred["uv"].flatten(1))
         inputs = [q0] + ([extra] if extra is not None else []) + found
         pred["xyz"] = self.xyz(torch.cat(inputs, dim=-1))  # [B, P * 3]
         return pred, torch.cat(found + [pred["xyz"]], dim=-1)  # ..., [B, out_dim]
 
-    @staticmethod
-    def loss(pred: dict, target: dict | None, weight: float) -> tuple[torch.Tensor | float, dict[str, float]]:
-        """weight * (3D L1 + image-coordinate L1) and their values; 0 without targets."""
+    def loss(
+        self, pred: dict, target: dict | None, weight: float
+    ) -> tuple[torch.Tensor | float, dict[str, float]]:
+        """weight * (3D L1 + image-coordinate L1 + pointer_ce * token cross-entropy) and their values; 0
+        without targets."""
         if not target:
             return 0.0, {}
         total, metrics = 0.0, {}
         xyz = AuxTargets.loss(pred["xyz"], target.get("xyz"))
         uv = TargetPointers.uv_loss(pred["uv"], target.get("uv")) if "uv" in pred else None
-        for name, term in (("aux_l1", xyz), ("uv_l1", uv)):
+        ce = None
+        if "uv" in pred and self.pointer_ce > 0:
+            ce = TargetPointers.token_ce(pred["uv_logp"], pred["token_coords"], target.get("uv"))
+        for name, term, w in (("aux_l1", xyz, 1.0), ("uv_l1", uv, 1.0), ("uv_ce", ce, self.pointer_ce)):
             if term is not None:
                 metrics[name] = float(term.detach())
-                total = total + weight * term
+                total = total + weight * w * term
         return total, metrics

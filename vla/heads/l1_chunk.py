@@ -23,7 +23,14 @@ from vla.heads.grounding import Grounding
 
 @register_head("l1_chunk")
 class L1ChunkHead(ActionHead):
-    def __init__(self, dims: HeadDims, mlp_hidden: int = 256, keypoints: int = 4, aux_weight: float = 1.0):
+    def __init__(
+        self,
+        dims: HeadDims,
+        mlp_hidden: int = 256,
+        keypoints: int = 4,
+        aux_weight: float = 1.0,
+        pointer_ce: float = 0.0,
+    ):
         super().__init__()
         self.dims, self.aux_weight = dims, aux_weight
         self.num_query_tokens = dims.chunk
@@ -36,7 +43,7 @@ class L1ChunkHead(ActionHead):
             else None
         )
         kp_dim = self.keypoints.out_dim if self.keypoints else 0
-        self.grounding = Grounding(dims, kp_dim) if dims.aux_dim and aux_weight > 0 else None
+        self.grounding = Grounding(dims, kp_dim, pointer_ce) if dims.aux_dim and aux_weight > 0 else None
         g_dim = self.grounding.out_dim if self.grounding else 0
         self.mlp = nn.Sequential(
             nn.Linear(2 * dims.hidden + kp_dim + g_dim, mlp_hidden),
@@ -66,5 +73,5 @@ class L1ChunkHead(ActionHead):
     def loss(self, feats, state, actions, is_pad, aux=None):
         pred, aux_pred = self._forward(feats, state)  # [B, H, A], {"xyz", "uv"}
         l1 = masked_mean((pred - actions).abs().mean(-1), is_pad)
-        extra, metrics = Grounding.loss(aux_pred, aux, self.aux_weight) if aux_pred else (0.0, {})
+        extra, metrics = self.grounding.loss(aux_pred, aux, self.aux_weight) if aux_pred else (0.0, {})
         return l1 + extra, {"l1": float(l1.detach()), **metrics}
