@@ -67,7 +67,6 @@ MANAGED: dict[str, dict[str, str]] = {
         "output_dir": "run_dir",
         "resume": "force",
         "seed": "seed",
-        "steps": "vla.steps",
     },
     "eval": {"checkpoint": "run_dir", "env": "tasks / image_size", "output_dir": "run_dir"},
 }
@@ -90,7 +89,7 @@ def _names(value: Any, what: str) -> list[str]:
 @dataclass
 class PipelineConfig:
     """`svla-pipeline`: spatial data -> SFT -> RL -> spatial eval -> demonstrations -> tuned VLA, untuned VLA
-    and ACT trained alike -> rollouts on the same held-out seeds -> report.
+    and ACT (its own, smaller budget) -> rollouts on the same held-out seeds -> report.
 
     run_dir: every stage writes `<run_dir>/<stage>/` (with its `stage.json`); the report is
         `<run_dir>/report.md` + `report.json` + `<run_dir>/report/*.png`.
@@ -109,9 +108,10 @@ class PipelineConfig:
         each backbone (untuned, SFT, RL) is scored on.
     record: demonstrations per task (`svla-record`: episodes, workers, video codec).
     vla: VLA training (`svla-train`), identical for the tuned and the untuned backbone.
-    act: LeRobot's ACT peer baseline; it trains on the same dataset with the VLA's steps and seed, at its own
-        batch size (default 8, half the VLA's: an ACT step on two cameras costs ~4-5x a VLA step, and at 16
-        the ACT stage alone took 693 s, pushing the default run over 30 min; session 5).
+    act: LeRobot's ACT peer baseline; it trains on the same dataset with the VLAs' seed and its own steps and
+        batch size (default 200 steps at batch 8, a third of the VLAs' 4,800 samples): an ACT sample (ResNet18
+        on two cameras) costs ~4-5x a VLA sample, and trained alike the ACT stage alone took 693 s, pushing
+        the default run to 33 min (session 4); at 300 steps x 8 it still took 405 s (session 5).
     eval: rollouts (`svla-eval`): episodes per task, seeds (held out from the recording), videos; the three
         policies are rolled out on the same seeds.
     report_videos: MP4 rollouts linked per policy and task in the report.
@@ -132,7 +132,9 @@ class PipelineConfig:
     spatial_eval_splits: list[str] = field(default_factory=lambda: ["test", "shifted"])
     record: RecordConfig = field(default_factory=lambda: RecordConfig(episodes=50))
     vla: TrainConfig = field(default_factory=lambda: TrainConfig(steps=300, save_every=100))
-    act: ActTrainConfig = field(default_factory=lambda: ActTrainConfig(save_every=100, batch_size=8))
+    act: ActTrainConfig = field(
+        default_factory=lambda: ActTrainConfig(steps=200, batch_size=8, save_every=100)
+    )
     eval: EvalConfig = field(
         default_factory=lambda: EvalConfig(checkpoint=SET_BY_PIPELINE, episodes=10, videos=1)
     )
