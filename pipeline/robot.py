@@ -1,5 +1,6 @@
 """Robot stages: scripted demonstrations of each task -> one merged LeRobot dataset -> the tuned VLA, the
-untuned VLA (trained alike) and the ACT peer baseline (its own budget) -> rollouts of each on the same held-out seeds.
+untuned VLA (trained alike) and the ACT peer baseline (its own budget) -> rollouts of each on the same
+held-out seeds.
 
 Layout under the run directory: `record/<task>/` (one LeRobot dataset per task), `merge/suite/` (the merged
 dataset every policy trains on), `vla_tuned/`, `vla_untuned/`, `act/` (training run directories with
