@@ -139,8 +139,6 @@ def init_policy_from(
     checkpoint (usual practice when fine-tuning on a new dataset). Optimizer, schedule and step start fresh.
     """
     path, where = Path(ckpt_dir), f"init_from={str(ckpt_dir)!r}"
-    if not path.is_dir():
-        raise CheckpointError(f"{where} does not exist; give a policy checkpoint directory")
     if policy_type(path) != DEFAULT_POLICY_TYPE:
         raise CheckpointError(f"{where} is a {policy_type(path)!r} checkpoint, not a spatial_vla one")
     src = load_spatial_vla(path, device=device)
@@ -150,9 +148,10 @@ def init_policy_from(
         raise CheckpointError(f"{where}: init_from does not combine with LoRA (policy.lora.enabled)")
     cfg = dataclasses.replace(cfg, backbone=src.cfg.backbone)  # the checkpoint's backbone, by path
     policy = SpatialVLAPolicy(cfg, stats, backbone=(src.backbone, src.processor.hf))
-    norms = tuple(f"{n}." for n, m in policy.named_modules() if isinstance(m, Normalizer))
-    own = {k: v for k, v in policy.state_dict().items() if not k.startswith(norms)}
-    state = {k: v for k, v in src.state_dict().items() if not k.startswith(norms)}
+    # the backbone module is shared with `src`; copy the rest except the normalizers
+    skip = ("backbone.", *(f"{n}." for n, m in policy.named_modules() if isinstance(m, Normalizer)))
+    own = {k: v for k, v in policy.state_dict().items() if not k.startswith(skip)}
+    state = {k: v for k, v in src.state_dict().items() if not k.startswith(skip)}
     bad = [
         f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
         for k, v in state.items()

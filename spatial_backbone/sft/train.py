@@ -76,7 +76,9 @@ class AnswerLoss(torch.nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         logits, targets = answer_logits(self.backbone, batch)  # [N, V], [N]
-        return F.cross_entropy(logits, targets, reduction="sum"), torch.tensor(targets.numel())
+        return F.cross_entropy(logits, targets, reduction="sum"), torch.tensor(
+            targets.numel(), device=targets.device
+        )
 
 
 def param_groups(model, optim: SFTOptimConfig) -> list[dict[str, Any]]:
