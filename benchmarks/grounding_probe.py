@@ -4,8 +4,9 @@ For each task of a merged suite dataset (`svla-merge` keeps the sources in order
 `meta/svla_recording.json`), evaluates the policy's own loss terms on `--frames` frames sampled from that
 task's episodes, in eval mode: `l1` (action chunk, normalized units), `uv_l1` (where the pointers say the
 target and goal are, image coordinates in [-1, 1]; 0.1 = 5% of the image width) and `aux_l1` (3D target/goal,
-normalized). These are the training episodes (a suite has no held-out recordings), so the numbers measure fit,
-not generalization: a task with a high `uv_l1` has not learned which object its words name.
+normalized). On the training dataset the numbers measure fit: a task with a high `uv_l1` has not learned which
+object its words name. To measure generalization, merge recordings the checkpoint never saw (other recording
+seeds, `svla-record seed=...`) into a suite and probe that: each source is reported on its own row.
 
     .venv/bin/python benchmarks/grounding_probe.py --dataset /work/runs/datasets/suite1700 \
         --checkpoint /work/runs/vla/suite_l1_4k/checkpoints/step_0004000 [more checkpoints]
