@@ -70,8 +70,9 @@ def bare_steps_per_s(xml: str, substeps: int, cameras: tuple[str, ...], steps: i
 
 
 def vector_steps_per_s(task_id: str, num_envs: int, steps: int, image_size: int) -> float:
-    venv = gym.vector.AsyncVectorEnv([partial(envs.make, task_id, image_size=image_size)] * num_envs,
-                                     context="spawn")
+    venv = gym.vector.AsyncVectorEnv(
+        [partial(envs.make, task_id, image_size=image_size)] * num_envs, context="spawn"
+    )
     rng = np.random.default_rng(0)
     venv.reset(seed=list(range(num_envs)))
     venv.step(rng.uniform(-1, 1, (num_envs, 4)).astype(np.float32))  # warm up the workers
@@ -100,8 +101,10 @@ def main() -> None:
     two = vector_steps_per_s(args.task, 2, args.steps // 2, args.image_size)
     print(f"  AsyncVectorEnv 1 worker  {one:8.1f} steps/s")
     print(f"  AsyncVectorEnv 2 workers {two:8.1f} steps/s")
-    print(f"  ratio 2 / 1 workers      {two / one:8.2f}   (ideal 2.0 with 2 free cores; "
-          f"{os.cpu_count()} cores here, shared)")
+    print(
+        f"  ratio 2 / 1 workers      {two / one:8.2f}   (ideal 2.0 with 2 free cores; "
+        f"{os.cpu_count()} cores here, shared)"
+    )
 
 
 if __name__ == "__main__":

@@ -33,14 +33,35 @@ def curve(
         n = episodes_last if episodes_last and ckpt == ckpts[-1] else episodes
         for task in tasks:
             out = train_dir / "eval" / f"{ckpt.name}_{task}"
-            cfg = compose("eval", [f"checkpoint={ckpt}", f"env={task}", f"episodes={n}",
-                                   f"num_envs={num_envs}", f"output_dir={out}", "videos=2", "progress=false"],
-                          schema=EvalConfig)
+            cfg = compose(
+                "eval",
+                [
+                    f"checkpoint={ckpt}",
+                    f"env={task}",
+                    f"episodes={n}",
+                    f"num_envs={num_envs}",
+                    f"output_dir={out}",
+                    "videos=2",
+                    "progress=false",
+                ],
+                schema=EvalConfig,
+            )
             r = evaluate(cfg)
-            rows.append({"step": step, "task": task, "success": r["success_rate"], "wilson95": r["wilson95"],
-                         "mean_length": r["mean_length"], "episodes": r["episodes"]})
-            print(f"step {step:6d} {task:12s} success {r['success_rate']:.2f} "
-                  f"[{r['wilson95'][0]:.2f}, {r['wilson95'][1]:.2f}]", flush=True)
+            rows.append(
+                {
+                    "step": step,
+                    "task": task,
+                    "success": r["success_rate"],
+                    "wilson95": r["wilson95"],
+                    "mean_length": r["mean_length"],
+                    "episodes": r["episodes"],
+                }
+            )
+            print(
+                f"step {step:6d} {task:12s} success {r['success_rate']:.2f} "
+                f"[{r['wilson95'][0]:.2f}, {r['wilson95'][1]:.2f}]",
+                flush=True,
+            )
     return {"train_dir": str(train_dir), "tasks": tasks, "episodes": episodes, "rows": rows}
 
 

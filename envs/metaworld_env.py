@@ -259,8 +259,10 @@ def validate_env_config(cfg: Any) -> None:
     if not is_suite_id(cfg.id):
         env_name_of(cfg.id)
     if float(cfg.control_hz) != CONTROL_FPS:
-        raise ValueError(f"MetaWorld runs at a fixed {CONTROL_FPS} Hz; control_hz must be {CONTROL_FPS}, got "
-                         f"{cfg.control_hz!r}")
+        raise ValueError(
+            f"MetaWorld runs at a fixed {CONTROL_FPS} Hz; control_hz must be {CONTROL_FPS}, got "
+            f"{cfg.control_hz!r}"
+        )
     if cfg.camera_jitter:
         raise ValueError(f"MetaWorld has no camera_jitter; it must be 0, got {cfg.camera_jitter!r}")
     if not 16 <= cfg.image_size <= 1024:
@@ -281,11 +283,19 @@ def make_from_config(cfg: Any, **extra: Any) -> gym.Env:
     from envs.metaworld_suites import is_suite_id, suite_tasks
 
     if is_suite_id(cfg.id):
-        raise ValueError(f"{cfg.id!r} is a suite of {len(suite_tasks(cfg.id))} tasks, not one env; build its "
-                         "tasks from RecordEnvConfig.task_configs()")
+        raise ValueError(
+            f"{cfg.id!r} is a suite of {len(suite_tasks(cfg.id))} tasks, not one env; build its "
+            "tasks from RecordEnvConfig.task_configs()"
+        )
     kwargs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in dict(cfg.kwargs).items()}
-    return gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, image_size=cfg.image_size,
-                    cameras=tuple(cfg.cameras), **kwargs, **extra)
+    return gym.make(
+        cfg.id,
+        max_episode_steps=cfg.max_episode_steps,
+        image_size=cfg.image_size,
+        cameras=tuple(cfg.cameras),
+        **kwargs,
+        **extra,
+    )
 
 
 def register_metaworld_envs() -> list[str]:

@@ -28,7 +28,15 @@ import numpy as np
 
 STATE_DIM = 9
 STATE_NAMES = (
-    "ee_x", "ee_y", "ee_z", "gripper_opening", "ee_vx", "ee_vy", "ee_vz", "left_finger", "right_finger",
+    "ee_x",
+    "ee_y",
+    "ee_z",
+    "gripper_opening",
+    "ee_vx",
+    "ee_vy",
+    "ee_vz",
+    "left_finger",
+    "right_finger",
 )
 ACTION_DIM = 4
 ACTION_NAMES = ("delta_x", "delta_y", "delta_z", "gripper")
@@ -66,8 +74,10 @@ class RobotConfig:
             raise ValueError(f"max_lag ({self.max_lag!r}) must be >= max_step ({self.max_step!r})")
         lo, hi = np.asarray(self.workspace_low), np.asarray(self.workspace_high)
         if lo.shape != (3,) or hi.shape != (3,) or np.any(lo >= hi):
-            raise ValueError(f"workspace_low {self.workspace_low!r} must be below workspace_high "
-                             f"{self.workspace_high!r} on every axis")
+            raise ValueError(
+                f"workspace_low {self.workspace_low!r} must be below workspace_high "
+                f"{self.workspace_high!r} on every axis"
+            )
         home = np.asarray(self.home)
         if home.shape != (3,) or np.any(home < lo) or np.any(home > hi):
             raise ValueError(f"home {self.home!r} must lie inside the workspace")
@@ -146,17 +156,24 @@ class Robot:
     def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, config: RobotConfig | None = None) -> None:
         self.model, self.data = model, data
         self.config = config or RobotConfig()
-        jid = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n) for n in
-               ("ee_x", "ee_y", "ee_z", "left_finger_joint", "right_finger_joint")]
+        jid = [
+            mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n)
+            for n in ("ee_x", "ee_y", "ee_z", "left_finger_joint", "right_finger_joint")
+        ]
         if min(jid) < 0:
             raise ValueError("model has no gantry robot (joints ee_x/ee_y/ee_z/*_finger_joint missing)")
         self._qadr = np.array([model.jnt_qposadr[j] for j in jid])
         self._vadr = np.array([model.jnt_dofadr[j] for j in jid])
-        self._act = np.array([mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, n) for n in
-                              ("act_x", "act_y", "act_z", "act_left", "act_right")])
+        self._act = np.array(
+            [
+                mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, n)
+                for n in ("act_x", "act_y", "act_z", "act_left", "act_right")
+            ]
+        )
         self.site_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, "ee")
-        self.finger_geoms = tuple(mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n)
-                                  for n in ("left_pad", "right_pad"))
+        self.finger_geoms = tuple(
+            mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in ("left_pad", "right_pad")
+        )
         self._low = np.asarray(self.config.workspace_low)
         self._high = np.asarray(self.config.workspace_high)
         self.target = np.asarray(self.config.home, dtype=np.float64).copy()
@@ -189,8 +206,11 @@ class Robot:
     # -- control ---------------------------------------------------------------------------------------------
     def reset(self, ee_pos: np.ndarray | None = None, opening: float = 2 * FINGER_MAX) -> None:
         """Teleport to `ee_pos` (default: home) with the gripper open; zero velocities; set controls."""
-        pos = np.clip(np.asarray(self.config.home if ee_pos is None else ee_pos, dtype=np.float64),
-                      self._low, self._high)
+        pos = np.clip(
+            np.asarray(self.config.home if ee_pos is None else ee_pos, dtype=np.float64),
+            self._low,
+            self._high,
+        )
         half = float(np.clip(opening / 2, 0.0, FINGER_MAX))
         self.data.qpos[self._qadr] = [*pos, half, half]
         self.data.qvel[self._vadr] = 0.0
@@ -202,8 +222,9 @@ class Robot:
         """Move the target by `action[:3] * max_step`; gripper from `action[3]` (validated upstream)."""
         cfg = self.config
         ee = self.ee_pos
-        target = np.clip(self.target + np.asarray(action[:3], dtype=np.float64) * cfg.max_step,
-                         self._low, self._high)
+        target = np.clip(
+            self.target + np.asarray(action[:3], dtype=np.float64) * cfg.max_step, self._low, self._high
+        )
         self.target = np.clip(target, ee - cfg.max_lag, ee + cfg.max_lag)
         self.gripper_command = float(np.clip(action[3], -1.0, 1.0))
         self._write_ctrl()

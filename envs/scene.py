@@ -89,26 +89,45 @@ def _bin_geoms(name: str, rgba: str, h: np.ndarray) -> str:
     hx, hy, hz = h
     w = BIN_WALL
     parts = [_geom(f"{name}_g0", "box", f"{hx} {hy} {w}", rgba, f"0 0 {-hz + w}", "receptacle")]
-    for i, (sx, sy, px, py) in enumerate([(w, hy, hx - w, 0), (w, hy, -hx + w, 0),
-                                          (hx, w, 0, hy - w), (hx, w, 0, -hy + w)]):
+    for i, (sx, sy, px, py) in enumerate(
+        [(w, hy, hx - w, 0), (w, hy, -hx + w, 0), (hx, w, 0, hy - w), (hx, w, 0, -hy + w)]
+    ):
         parts.append(_geom(f"{name}_g{i + 1}", "box", f"{sx} {sy} {hz}", rgba, f"{px} {py} 0", "receptacle"))
     return "".join(parts)
 
 
 SHAPES: dict[str, ShapeDef] = {
-    "cube": ShapeDef("cube", lambda s: (s, s, s),
-                     lambda n, c, h: _geom(f"{n}_g0", "box", f"{h[0]} {h[1]} {h[2]}", c),
-                     True, lambda s: s * math.sqrt(2)),
-    "sphere": ShapeDef("ball", lambda s: (s, s, s),
-                       lambda n, c, h: _geom(f"{n}_g0", "sphere", f"{h[0]}", c), True, lambda s: s),
-    "cylinder": ShapeDef("cylinder", lambda s: (s, s, 1.3 * s),
-                         lambda n, c, h: _geom(f"{n}_g0", "cylinder", f"{h[0]} {h[2]}", c),
-                         True, lambda s: s),
-    "plate": ShapeDef("plate", lambda s: (2.4 * s, 2.4 * s, 0.005),
-                      lambda n, c, h: _geom(f"{n}_g0", "cylinder", f"{h[0]} {h[2]}", c, cls="receptacle"),
-                      False, lambda s: 2.4 * s),
-    "bin": ShapeDef("bin", lambda s: (2.6 * s, 2.6 * s, 0.022), _bin_geoms, False,
-                    lambda s: 2.6 * s * math.sqrt(2)),
+    "cube": ShapeDef(
+        "cube",
+        lambda s: (s, s, s),
+        lambda n, c, h: _geom(f"{n}_g0", "box", f"{h[0]} {h[1]} {h[2]}", c),
+        True,
+        lambda s: s * math.sqrt(2),
+    ),
+    "sphere": ShapeDef(
+        "ball",
+        lambda s: (s, s, s),
+        lambda n, c, h: _geom(f"{n}_g0", "sphere", f"{h[0]}", c),
+        True,
+        lambda s: s,
+    ),
+    "cylinder": ShapeDef(
+        "cylinder",
+        lambda s: (s, s, 1.3 * s),
+        lambda n, c, h: _geom(f"{n}_g0", "cylinder", f"{h[0]} {h[2]}", c),
+        True,
+        lambda s: s,
+    ),
+    "plate": ShapeDef(
+        "plate",
+        lambda s: (2.4 * s, 2.4 * s, 0.005),
+        lambda n, c, h: _geom(f"{n}_g0", "cylinder", f"{h[0]} {h[2]}", c, cls="receptacle"),
+        False,
+        lambda s: 2.4 * s,
+    ),
+    "bin": ShapeDef(
+        "bin", lambda s: (2.6 * s, 2.6 * s, 0.022), _bin_geoms, False, lambda s: 2.6 * s * math.sqrt(2)
+    ),
 }
 MOVABLE_SHAPES = tuple(k for k, v in SHAPES.items() if v.movable)
 RECEPTACLE_SHAPES = tuple(k for k, v in SHAPES.items() if not v.movable)
@@ -155,8 +174,14 @@ class ObjectSpec:
         return SHAPES[self.shape].footprint(SIZES[self.size_label])
 
 
-def object_spec(shape: str, color: str, size_label: str = "medium", xy: Sequence[float] = (0.0, 0.0),
-                yaw: float = 0.0, name: str | None = None) -> ObjectSpec:
+def object_spec(
+    shape: str,
+    color: str,
+    size_label: str = "medium",
+    xy: Sequence[float] = (0.0, 0.0),
+    yaw: float = 0.0,
+    name: str | None = None,
+) -> ObjectSpec:
     """An `ObjectSpec` resting on the table at `xy`, sized from the palettes."""
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}; valid: {sorted(SHAPES)}")
@@ -165,9 +190,16 @@ def object_spec(shape: str, color: str, size_label: str = "medium", xy: Sequence
     if size_label not in SIZES:
         raise ValueError(f"unknown size {size_label!r}; valid: {sorted(SIZES)}")
     h = SHAPES[shape].half_extents(SIZES[size_label])
-    return ObjectSpec(name=name or f"{color}_{shape}", shape=shape, color=color, rgba=COLORS[color],
-                      size_label=size_label, size=tuple(round(v, 5) for v in h),
-                      pos=(float(xy[0]), float(xy[1]), round(h[2], 5)), yaw=float(yaw))
+    return ObjectSpec(
+        name=name or f"{color}_{shape}",
+        shape=shape,
+        color=color,
+        rgba=COLORS[color],
+        size_label=size_label,
+        size=tuple(round(v, 5) for v in h),
+        pos=(float(xy[0]), float(xy[1]), round(h[2], 5)),
+        yaw=float(yaw),
+    )
 
 
 @dataclass(frozen=True)
@@ -208,9 +240,14 @@ class SceneSpec:
         raise KeyError(f"no object {name!r}; objects: {[o.name for o in self.objects]}")
 
 
-def place_objects(rng: np.random.Generator, objects: Sequence[ObjectSpec], gap: float = 0.015,
-                  workspace: tuple[tuple[float, float], tuple[float, float]] = WORKSPACE,
-                  max_tries: int = 200, max_yaw: float = math.pi) -> tuple[ObjectSpec, ...]:
+def place_objects(
+    rng: np.random.Generator,
+    objects: Sequence[ObjectSpec],
+    gap: float = 0.015,
+    workspace: tuple[tuple[float, float], tuple[float, float]] = WORKSPACE,
+    max_tries: int = 200,
+    max_yaw: float = math.pi,
+) -> tuple[ObjectSpec, ...]:
     """Give every object a random non-overlapping position and a yaw in [-max_yaw, max_yaw] inside `workspace`
     (footprints + `gap` apart).
 
@@ -238,17 +275,26 @@ def place_objects(rng: np.random.Generator, objects: Sequence[ObjectSpec], gap: 
     return tuple(o for o in result if o is not None)
 
 
-def jitter_camera(rng: np.random.Generator, jitter: float, eye: Sequence[float] = DEFAULT_FRONT_EYE,
-                  target: Sequence[float] = DEFAULT_FRONT_TARGET) -> tuple[tuple, tuple]:
+def jitter_camera(
+    rng: np.random.Generator,
+    jitter: float,
+    eye: Sequence[float] = DEFAULT_FRONT_EYE,
+    target: Sequence[float] = DEFAULT_FRONT_TARGET,
+) -> tuple[tuple, tuple]:
     """Perturb a camera eye by U(-jitter, jitter) metres per axis and its target by half of that."""
     e = np.asarray(eye, dtype=float) + rng.uniform(-jitter, jitter, 3)
     t = np.asarray(target, dtype=float) + rng.uniform(-jitter / 2, jitter / 2, 3)
     return tuple(float(v) for v in e), tuple(float(v) for v in t)
 
 
-def sample_scene_spec(rng: np.random.Generator, n_objects: int = 3, shapes: Sequence[str] = tuple(SHAPES),
-                      colors: Sequence[str] = tuple(COLORS), camera_jitter: float = 0.0,
-                      image_size: int = 128) -> SceneSpec:
+def sample_scene_spec(
+    rng: np.random.Generator,
+    n_objects: int = 3,
+    shapes: Sequence[str] = tuple(SHAPES),
+    colors: Sequence[str] = tuple(COLORS),
+    camera_jitter: float = 0.0,
+    image_size: int = 128,
+) -> SceneSpec:
     """A random scene of `n_objects` (1-6) distinct (color, shape) objects, non-overlapping, sizes random.
 
     At most one receptacle (plate/bin) is drawn, so small tables stay uncluttered.
@@ -257,8 +303,9 @@ def sample_scene_spec(rng: np.random.Generator, n_objects: int = 3, shapes: Sequ
         raise ValueError(f"n_objects must be in [1, 6], got {n_objects!r}")
     bad = [s for s in shapes if s not in SHAPES] + [c for c in colors if c not in COLORS]
     if bad or not shapes or not colors:
-        raise ValueError(f"unknown or empty shapes/colors {bad!r}; valid shapes {sorted(SHAPES)}, "
-                         f"colors {sorted(COLORS)}")
+        raise ValueError(
+            f"unknown or empty shapes/colors {bad!r}; valid shapes {sorted(SHAPES)}, colors {sorted(COLORS)}"
+        )
     kinds: list[tuple[str, str]] = []
     while len(kinds) < n_objects:
         shape, color = str(rng.choice(list(shapes))), str(rng.choice(list(colors)))
@@ -267,10 +314,12 @@ def sample_scene_spec(rng: np.random.Generator, n_objects: int = 3, shapes: Sequ
             continue
         kinds.append((shape, color))
     objs = [object_spec(s, c, str(rng.choice(list(SIZES)))) for s, c in kinds]
-    eye, target = jitter_camera(rng, camera_jitter) if camera_jitter > 0 else (DEFAULT_FRONT_EYE,
-                                                                             DEFAULT_FRONT_TARGET)
-    return SceneSpec(objects=place_objects(rng, objs), image_size=image_size, front_eye=eye,
-                     front_target=target)
+    eye, target = (
+        jitter_camera(rng, camera_jitter) if camera_jitter > 0 else (DEFAULT_FRONT_EYE, DEFAULT_FRONT_TARGET)
+    )
+    return SceneSpec(
+        objects=place_objects(rng, objs), image_size=image_size, front_eye=eye, front_target=target
+    )
 
 
 # -----------------------------------------------------------------------------------------------------------
@@ -350,8 +399,10 @@ def scene_mjcf(spec: SceneSpec, with_robot: bool = True, timestep: float = 0.002
         sdef = SHAPES[o.shape]
         joint = f'<freejoint name="{o.name}_joint"/>' if sdef.movable else ""
         quat = _fmt([math.cos(o.yaw / 2), 0, 0, math.sin(o.yaw / 2)])
-        bodies.append(f'<body name="{o.name}" pos="{_fmt(o.pos)}" quat="{quat}">{joint}'
-                      f"{sdef.geoms(o.name, _fmt(o.rgba), np.asarray(o.size))}</body>")
+        bodies.append(
+            f'<body name="{o.name}" pos="{_fmt(o.pos)}" quat="{quat}">{joint}'
+            f"{sdef.geoms(o.name, _fmt(o.rgba), np.asarray(o.size))}</body>"
+        )
     robot_world, robot_act, robot_contact = robot_mjcf() if with_robot else ("", "", "")
     front_q = _fmt(look_at_quat(spec.front_eye, spec.front_target))
     res = spec.image_size
@@ -436,8 +487,9 @@ class Scene:
             rgb = scene.render_rgb("front"); objs = scene.objects(); cam = scene.camera("front")
     """
 
-    def __init__(self, spec: SceneSpec, with_robot: bool = True, timestep: float = 0.002,
-                 recycle: Scene | None = None) -> None:
+    def __init__(
+        self, spec: SceneSpec, with_robot: bool = True, timestep: float = 0.002, recycle: Scene | None = None
+    ) -> None:
         """Compile `spec`. `recycle`: a scene being replaced; its renderers (GL contexts) are taken over and
         rebound to the new model (~5 ms instead of ~50 ms for a new EGL context), and it is closed."""
         self.spec = spec
@@ -499,10 +551,21 @@ class Scene:
             pos, rot = self.data.xpos[b].copy(), self.data.xmat[b].reshape(3, 3).copy()
             half = np.asarray(o.size)
             corners = box_corners(pos, rot, half)
-            out.append(ObjectState(index=i, name=o.name, shape=o.shape, color=o.color,
-                                   size_label=o.size_label, size=half, pos=pos,
-                                   quat=self.data.xquat[b].copy(), rot=rot, corners=corners,
-                                   aabb=np.stack([corners.min(0), corners.max(0)])))
+            out.append(
+                ObjectState(
+                    index=i,
+                    name=o.name,
+                    shape=o.shape,
+                    color=o.color,
+                    size_label=o.size_label,
+                    size=half,
+                    pos=pos,
+                    quat=self.data.xquat[b].copy(),
+                    rot=rot,
+                    corners=corners,
+                    aabb=np.stack([corners.min(0), corners.max(0)]),
+                )
+            )
         return out
 
     def object_index(self, name: str) -> int:
@@ -532,8 +595,9 @@ class Scene:
         ext[:3, 3] = -r_c2w.T @ self.data.cam_xpos[cid]
         return CameraInfo(name=name, width=w, height=h, fovy=fovy, K=k, extrinsic=ext)
 
-    def set_camera_pose(self, name: str, eye: Sequence[float], target: Sequence[float],
-                        fovy: float | None = None) -> None:
+    def set_camera_pose(
+        self, name: str, eye: Sequence[float], target: Sequence[float], fovy: float | None = None
+    ) -> None:
         """Place a world-fixed camera (`free`, `front`) at `eye` looking at `target` (world z up)."""
         cid = self._id(mujoco.mjtObj.mjOBJ_CAMERA, name)
         if self.model.cam_bodyid[cid] != 0:
@@ -588,18 +652,21 @@ class Scene:
         r.update_scene(self.data, camera=camera)
         return r.render()
 
-    def render_rgb(self, camera: str = "front", width: int | None = None,
-                   height: int | None = None) -> np.ndarray:
+    def render_rgb(
+        self, camera: str = "front", width: int | None = None, height: int | None = None
+    ) -> np.ndarray:
         """uint8 (H, W, 3)."""
         return self._render(camera, "rgb", (width, height))
 
-    def render_depth(self, camera: str = "front", width: int | None = None,
-                     height: int | None = None) -> np.ndarray:
+    def render_depth(
+        self, camera: str = "front", width: int | None = None, height: int | None = None
+    ) -> np.ndarray:
         """float32 (H, W) planar depth (camera-frame Z) in metres."""
         return self._render(camera, "depth", (width, height)).astype(np.float32, copy=False)
 
-    def render_segmentation(self, camera: str = "front", width: int | None = None,
-                            height: int | None = None) -> np.ndarray:
+    def render_segmentation(
+        self, camera: str = "front", width: int | None = None, height: int | None = None
+    ) -> np.ndarray:
         """int32 (H, W): index into `objects()` per pixel, -1 for background (table, robot, floor)."""
         seg = self._render(camera, "segmentation", (width, height))
         ids, types = seg[..., 0], seg[..., 1]

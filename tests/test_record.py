@@ -157,8 +157,17 @@ def test_kill_9_leaves_no_dataset_and_a_rerun_succeeds(tmp_path):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "envs.record_cli", "env=metaworld_reach", "num_envs=1", f"root={root}",
-           "env.image_size=64", "progress=false", f"hydra.run.dir={tmp_path / 'hydra'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "envs.record_cli",
+        "env=metaworld_reach",
+        "num_envs=1",
+        f"root={root}",
+        "env.image_size=64",
+        "progress=false",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    ]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     proc = subprocess.Popen([*cmd, "episodes=200"], cwd=REPO, **quiet)
     try:

@@ -40,7 +40,7 @@ def test_sample_scene_spec_is_seeded_and_non_overlapping():
     assert len({o.name for o in a.objects}) == 5
     for i, o in enumerate(a.objects):
         assert o.shape in SHAPES and o.color in COLORS
-        for p in a.objects[i + 1:]:
+        for p in a.objects[i + 1 :]:
             assert np.hypot(o.pos[0] - p.pos[0], o.pos[1] - p.pos[1]) >= o.footprint + p.footprint
 
 

@@ -57,8 +57,11 @@ def _rollout(task_id: str, seed: int) -> list[dict]:
 
 
 def _same(a: dict, b: dict) -> bool:
-    return (a["instruction"] == b["instruction"] and np.array_equal(a["agent_pos"], b["agent_pos"])
-            and all(np.array_equal(a["pixels"][k], b["pixels"][k]) for k in a["pixels"]))
+    return (
+        a["instruction"] == b["instruction"]
+        and np.array_equal(a["agent_pos"], b["agent_pos"])
+        and all(np.array_equal(a["pixels"][k], b["pixels"][k]) for k in a["pixels"])
+    )
 
 
 @pytest.mark.parametrize("task_id", ["svla/Lift-v0", "svla/Push-v0"])
@@ -150,9 +153,11 @@ def test_env_config_validation_quotes_values():
 
 def test_relations_pick_one_object_or_none():
     rng = np.random.default_rng(0)
-    cubes = (object_spec("cube", "red", "small", (-0.15, 0.0)),
-             object_spec("cube", "green", "large", (0.1, 0.0)),
-             object_spec("cube", "blue", "small", (0.12, 0.15)))
+    cubes = (
+        object_spec("cube", "red", "small", (-0.15, 0.0)),
+        object_spec("cube", "green", "large", (0.1, 0.0)),
+        object_spec("cube", "blue", "small", (0.12, 0.15)),
+    )
     ball = object_spec("sphere", "yellow", "medium", (0.13, -0.12))
     spec = SceneSpec(objects=(*cubes, ball))
     assert refer("leftmost", cubes, spec, rng).name == "red_cube"

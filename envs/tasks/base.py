@@ -51,8 +51,12 @@ def privileged_uv_index(point: str, camera: str) -> int:
     """Column of `<point>_<camera>_u` in the privileged state (`_v` follows it)."""
     return PRIVILEGED_NAMES.index(f"{point}_{camera}_u")
 
-_BAD_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQVEL,
-                 mujoco.mjtWarning.mjWARN_BADQPOS)
+
+_BAD_WARNINGS = (
+    mujoco.mjtWarning.mjWARN_BADQACC,
+    mujoco.mjtWarning.mjWARN_BADQVEL,
+    mujoco.mjtWarning.mjWARN_BADQPOS,
+)
 
 
 @dataclass(frozen=True)
@@ -88,23 +92,25 @@ class TaskEnv(gym.Env):
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         self.config = TaskConfig.from_kwargs(**kwargs)
         if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got "
-                             f"{render_mode!r}")
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}"
+            )
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": self.config.control_hz}
         self.n_substeps = max(1, round(1.0 / (self.config.control_hz * PHYSICS_TIMESTEP)))
         s = self.config.image_size
         spaces: dict[str, gym.Space] = {}
         if self.config.cameras:  # no cameras: headless (no "pixels" key, nothing rendered)
-            spaces["pixels"] = gym.spaces.Dict({
-                cam: gym.spaces.Box(0, 255, (s, s, 3), np.uint8) for cam in self.config.cameras
-            })
+            spaces["pixels"] = gym.spaces.Dict(
+                {cam: gym.spaces.Box(0, 255, (s, s, 3), np.uint8) for cam in self.config.cameras}
+            )
         spaces["agent_pos"] = gym.spaces.Box(-STATE_BOUND, STATE_BOUND, (STATE_DIM,), np.float32)
         spaces["instruction"] = gym.spaces.Text(max_length=MAX_INSTRUCTION_LENGTH, charset=CHARSET)
         self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
-        self.robot_config = RobotConfig(max_step=self.config.max_step,
-                                        max_lag=max(0.05, 2 * self.config.max_step))
+        self.robot_config = RobotConfig(
+            max_step=self.config.max_step, max_lag=max(0.05, 2 * self.config.max_step)
+        )
         self.scene: Scene | None = None
         self.robot: Robot | None = None
         self.episode: Episode | None = None
@@ -225,9 +231,13 @@ class TaskEnv(gym.Env):
 
     def _info(self, success: bool, components: dict[str, float] | None = None) -> dict[str, Any]:
         assert self.episode is not None
-        return {"is_success": bool(success), "instruction": self.episode.instruction,
-                "reward_components": dict(components or {}), "task": self.task_name,
-                "privileged_state": self.privileged_state()}
+        return {
+            "is_success": bool(success),
+            "instruction": self.episode.instruction,
+            "reward_components": dict(components or {}),
+            "task": self.task_name,
+            "privileged_state": self.privileged_state(),
+        }
 
     def privileged_state(self) -> np.ndarray:
         """Target position now, the goal point, and their image coordinates (`PRIVILEGED_NAMES`): (14,)."""

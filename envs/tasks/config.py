@@ -54,8 +54,9 @@ class TaskConfig:
             raise ValueError(f"max_step must be in (0, 0.1] metres, got {self.max_step!r}")
         lo, hi = self.n_distractors
         if not 0 <= lo <= hi <= 3:
-            raise ValueError(f"n_distractors must be (min, max) with 0 <= min <= max <= 3, got "
-                             f"{self.n_distractors!r}")
+            raise ValueError(
+                f"n_distractors must be (min, max) with 0 <= min <= max <= 3, got {self.n_distractors!r}"
+            )
         if self.render_size is not None and not 16 <= self.render_size <= 1024:
             raise ValueError(f"render_size must be None or in [16, 1024], got {self.render_size!r}")
 
@@ -102,9 +103,13 @@ class EnvConfig:
         self.task_config()  # validates the task options now, not at make() time
 
     def task_config(self) -> TaskConfig:
-        return TaskConfig.from_kwargs(image_size=self.image_size, cameras=tuple(self.cameras),
-                                      control_hz=self.control_hz, camera_jitter=self.camera_jitter,
-                                      **dict(self.kwargs))
+        return TaskConfig.from_kwargs(
+            image_size=self.image_size,
+            cameras=tuple(self.cameras),
+            control_hz=self.control_hz,
+            camera_jitter=self.camera_jitter,
+            **dict(self.kwargs),
+        )
 
     def make_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `gym.make(self.id, **...)`, including `max_episode_steps`."""

@@ -45,12 +45,13 @@ def word(obj: ObjectSpec) -> str:
 
 
 def color_phrase(obj: ObjectSpec) -> str:
-    """"the blue ball": unique in a scene because names are color_shape."""
+    """ "the blue ball": unique in a scene because names are color_shape."""
     return f"the {obj.color} {word(obj)}"
 
 
-def _extreme(pool: Sequence[ObjectSpec], key: Callable[[ObjectSpec], float],
-             highest: bool) -> ObjectSpec | None:
+def _extreme(
+    pool: Sequence[ObjectSpec], key: Callable[[ObjectSpec], float], highest: bool
+) -> ObjectSpec | None:
     """The object with the lowest (highest) key if it wins by MARGIN, else None."""
     if len(pool) < 2:
         return None
@@ -119,8 +120,9 @@ RELATIONS: dict[str, Relation] = {
 }
 
 
-def refer(relation: str, pool: Sequence[ObjectSpec], spec: SceneSpec,
-          rng: np.random.Generator) -> Referent | None:
+def refer(
+    relation: str, pool: Sequence[ObjectSpec], spec: SceneSpec, rng: np.random.Generator
+) -> Referent | None:
     """Apply the registered `relation` to `pool`; None if it does not single out one object."""
     if relation not in RELATIONS:
         raise ValueError(f"unknown relation {relation!r}; valid: {sorted(RELATIONS)}")
@@ -130,14 +132,28 @@ def refer(relation: str, pool: Sequence[ObjectSpec], spec: SceneSpec,
 
 # Instruction templates per task. Fields: {target} (a referent phrase) and task-specific ones.
 TEMPLATES: dict[str, tuple[str, ...]] = {
-    "lift": ("pick up {target}", "lift {target}", "grasp {target} and lift it up",
-             "raise {target} off the table"),
-    "reach": ("touch {target}", "reach for {target}", "move the gripper to {target}",
-              "put the gripper right above {target}"),
-    "push": ("push {target} {direction} {anchor}", "slide {target} so it is {direction} {anchor}",
-             "move {target} {direction} {anchor} by pushing it"),
-    "pick_place": ("put {target} {prep} {receptacle}", "place {target} {prep} {receptacle}",
-                   "pick up {target} and put it {prep} {receptacle}"),
+    "lift": (
+        "pick up {target}",
+        "lift {target}",
+        "grasp {target} and lift it up",
+        "raise {target} off the table",
+    ),
+    "reach": (
+        "touch {target}",
+        "reach for {target}",
+        "move the gripper to {target}",
+        "put the gripper right above {target}",
+    ),
+    "push": (
+        "push {target} {direction} {anchor}",
+        "slide {target} so it is {direction} {anchor}",
+        "move {target} {direction} {anchor} by pushing it",
+    ),
+    "pick_place": (
+        "put {target} {prep} {receptacle}",
+        "place {target} {prep} {receptacle}",
+        "pick up {target} and put it {prep} {receptacle}",
+    ),
     "stack": ("stack {target} on {base}", "put {target} on top of {base}", "place {target} onto {base}"),
 }
 

@@ -28,8 +28,12 @@ class LiftEnv(TaskEnv):
         spec = SceneSpec(objects=objs, front_eye=eye, front_target=target)
         by_color = bool(rng.integers(2))
         phrase = color_phrase(objs[0]) if by_color else f"the {word(objs[0])}"
-        return Episode(spec=spec, instruction=instruction("lift", rng, target=phrase), target=objs[0].name,
-                       relation="color" if by_color else "only")
+        return Episode(
+            spec=spec,
+            instruction=instruction("lift", rng, target=phrase),
+            target=objs[0].name,
+            relation="color" if by_color else "only",
+        )
 
     def evaluate(self) -> tuple[dict[str, float], bool]:
         ep = self.episode

@@ -38,8 +38,10 @@ class PickPlaceEnv(TaskEnv):
         n_rec = int(rng.integers(1, 3))
         colors = S.distinct_colors(rng, n_pool + n_rec)
         pool = [object_spec(shape, c, S.random_size(rng)) for c in colors[:n_pool]]
-        recs = [object_spec(S.choose(rng, ["plate", "bin"]), c, S.choose(rng, ["medium", "large"]))
-                for c in colors[n_pool:]]
+        recs = [
+            object_spec(S.choose(rng, ["plate", "bin"]), c, S.choose(rng, ["medium", "large"]))
+            for c in colors[n_pool:]
+        ]
         lo, hi = self.config.n_distractors
         n_extra = max(0, int(rng.integers(lo, hi + 1)) - (n_rec - 1))
         extra = S.distractors(rng, n_extra, S.other_movable(shape), [*pool, *recs], ("small", "medium"))
@@ -56,10 +58,12 @@ class PickPlaceEnv(TaskEnv):
         target = spec.object(ref.name)
         top = receptacle_top(rec.shape, rec.pos[2], rec.size[2])
         goal = (rec.pos[0], rec.pos[1], top + target.size[2])
-        text = instruction("pick_place", rng, target=ref.phrase, prep=PREPOSITIONS[rec.shape],
-                           receptacle=rec_phrase)
-        return Episode(spec=spec, instruction=text, target=target.name, reference=rec.name, goal=goal,
-                       relation=relation)
+        text = instruction(
+            "pick_place", rng, target=ref.phrase, prep=PREPOSITIONS[rec.shape], receptacle=rec_phrase
+        )
+        return Episode(
+            spec=spec, instruction=text, target=target.name, reference=rec.name, goal=goal, relation=relation
+        )
 
     def evaluate(self) -> tuple[dict[str, float], bool]:
         ep = self.episode

@@ -45,8 +45,9 @@ def pushed_past(cube_xy: np.ndarray, anchor_xy: np.ndarray, anchor_fp: float, u:
     return along >= anchor_fp + 0.005 and lateral <= LATERAL_TOLERANCE
 
 
-def push_geometry(target_fp: float, anchor_xy: np.ndarray, anchor_fp: float, direction: np.ndarray
-                  ) -> np.ndarray:
+def push_geometry(
+    target_fp: float, anchor_xy: np.ndarray, anchor_fp: float, direction: np.ndarray
+) -> np.ndarray:
     """The goal point (xy) of the cube's centre."""
     return anchor_xy + direction * (anchor_fp + target_fp + GOAL_CLEARANCE)
 
@@ -81,9 +82,15 @@ class PushEnv(TaskEnv):
             return None  # already done at reset: nothing to learn, and 1-frame episodes
 
         text = instruction("push", rng, target=ref.phrase, direction=phrase, anchor=color_phrase(anchor))
-        return Episode(spec=spec, instruction=text, target=target.name, reference=anchor.name,
-                       goal=(float(goal[0]), float(goal[1]), target.pos[2]), relation=relation,
-                       extra={"direction": dname})
+        return Episode(
+            spec=spec,
+            instruction=text,
+            target=target.name,
+            reference=anchor.name,
+            goal=(float(goal[0]), float(goal[1]), target.pos[2]),
+            relation=relation,
+            extra={"direction": dname},
+        )
 
     @staticmethod
     def _feasible(spec: SceneSpec, target, goal: np.ndarray) -> bool:

@@ -41,8 +41,12 @@ class ReachEnv(TaskEnv):
         ref = refer(relation, [o for o in objs if o.shape == shape], spec, rng)
         if ref is None:
             return None
-        return Episode(spec=spec, instruction=instruction("reach", rng, target=ref.phrase), target=ref.name,
-                       relation=relation)
+        return Episode(
+            spec=spec,
+            instruction=instruction("reach", rng, target=ref.phrase),
+            target=ref.name,
+            relation=relation,
+        )
 
     def evaluate(self) -> tuple[dict[str, float], bool]:
         ep = self.episode
@@ -50,8 +54,9 @@ class ReachEnv(TaskEnv):
         target = ep.spec.object(ep.target)
         d = float(np.linalg.norm(ee - touch_point(self.object_pos(ep.target), target.size[2])))
         others = [o for o in ep.spec.objects if o.shape == target.shape and o.name != target.name]
-        d_wrong = min(float(np.linalg.norm(ee - touch_point(self.object_pos(o.name), o.size[2])))
-                      for o in others)
+        d_wrong = min(
+            float(np.linalg.norm(ee - touch_point(self.object_pos(o.name), o.size[2]))) for o in others
+        )
         success = d < SUCCESS_RADIUS
         components = {
             "reach": tanh_closeness(d, 5.0),

@@ -30,8 +30,13 @@ def random_size(rng: np.random.Generator, labels: Sequence[str] = tuple(SIZES)) 
     return choose(rng, list(labels))
 
 
-def distractors(rng: np.random.Generator, n: int, shapes: Sequence[str], taken: Sequence[ObjectSpec],
-                sizes: Sequence[str] = tuple(SIZES)) -> list[ObjectSpec]:
+def distractors(
+    rng: np.random.Generator,
+    n: int,
+    shapes: Sequence[str],
+    taken: Sequence[ObjectSpec],
+    sizes: Sequence[str] = tuple(SIZES),
+) -> list[ObjectSpec]:
     """`n` objects of `shapes` whose (color, shape) differ from `taken` and from each other."""
     used = {(o.color, o.shape) for o in taken}
     out: list[ObjectSpec] = []

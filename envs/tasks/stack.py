@@ -16,8 +16,15 @@ from envs.tasks import sampling as S
 from envs.tasks.base import Episode, TaskEnv, tanh_closeness
 from envs.tasks.language import instruction, refer
 
-RELATIONS = ("larger", "smaller", "leftmost", "rightmost", "closest_to_camera", "farthest_from_camera",
-             "closest_to_anchor")
+RELATIONS = (
+    "larger",
+    "smaller",
+    "leftmost",
+    "rightmost",
+    "closest_to_camera",
+    "farthest_from_camera",
+    "closest_to_anchor",
+)
 BASE_PHRASES = {"larger": "the smaller one", "smaller": "the larger one"}
 
 
@@ -43,8 +50,9 @@ class StackEnv(TaskEnv):
         base_phrase = BASE_PHRASES.get(relation, S.choose(rng, ["the other cube", "the other one"]))
         goal = (base.pos[0], base.pos[1], 2 * base.size[2] + top.size[2])
         text = instruction("stack", rng, target=ref.phrase, base=base_phrase)
-        return Episode(spec=spec, instruction=text, target=top.name, reference=base.name, goal=goal,
-                       relation=relation)
+        return Episode(
+            spec=spec, instruction=text, target=top.name, reference=base.name, goal=goal, relation=relation
+        )
 
     def evaluate(self) -> tuple[dict[str, float], bool]:
         ep = self.episode
