@@ -44,8 +44,8 @@ def test_bad_data_values_are_quoted():
         RLDataConfig(split="nope")
     with pytest.raises(ConfigError, match="max_steps=0"):
         compose("rl", ["max_steps=0"], schema=RLConfig)
-    with pytest.raises(ConfigError, match="data.skills is empty"):
-        compose("rl", ["grpo.anchor_coef=1", "data.skills=[]"], schema=RLConfig)
+    with pytest.raises(ConfigError, match="every item trains"):
+        compose("rl", ["grpo.anchor_coef=1", "data.skills=[]", "data.formats=[]"], schema=RLConfig)
 
 
 def test_yaml_mirrors_the_dataclass_defaults():
@@ -201,14 +201,22 @@ def test_resume_after_kill_9(setup, kill_at_first_checkpoint):
 def test_anchor_kl_is_zero_at_the_reference_and_pulls_back_a_moved_policy(setup):
     import copy
 
+    from spatial_backbone.data.io import load_split
     from spatial_backbone.factory import build_backbone
     from spatial_backbone.rl.anchor import AnchorItems, anchor_kl
 
     model, processor = build_backbone(BackboneConfig(name_or_path=str(setup / "start"), image_size=0))
-    anchor = AnchorItems(
-        processor, str(setup / "data"), "train", ["depth_comparison", "counting"], 3, 64, 0, []
-    )
-    assert set(anchor.skills) <= {"depth_comparison", "counting"} and anchor.skills
+    items = load_split(setup / "data", "train", decode=False)
+    trained = ["depth_comparison", "counting"]
+    # every format trained: the anchor holds exactly the other skills
+    anchor = AnchorItems(processor, str(setup / "data"), "train", trained, 3, 10_000, 0, [])
+    assert {it.skill for it in anchor.items} == {it["skill"] for it in items} - set(trained)
+    # GRPO on plain answers only: the trained skills' other formats are held too (session 6: a boxed-only
+    # skill was never anchored when the anchor copied GRPO's format list)
+    plain = AnchorItems(processor, str(setup / "data"), "train", trained, 3, 10_000, 0, ["plain"])
+    expect = [it for it in items if not (it["skill"] in trained and it["format"] == "plain")]
+    assert len(plain.items) == len(expect) > len(anchor.items)
+    anchor = AnchorItems(processor, str(setup / "data"), "train", trained, 3, 64, 0, [])
     a, b = anchor.batch(5), anchor.batch(5)
     assert torch.equal(a["input_ids"], b["input_ids"])  # a pure function of (seed, step): resume-safe
     assert not torch.equal(a["input_ids"], anchor.batch(6)["input_ids"]) or len(anchor.items) <= 3

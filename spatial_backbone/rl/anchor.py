@@ -9,6 +9,12 @@ step adds `coef * KL(ref || policy)` over the answer tokens of `per_step` items 
 answers are teacher-forced reference answers; `ref` is GRPO's KL reference (the starting model). The first
 answer token's distribution, which decides a constant answer, depends on the prompt alone, so it is pinned
 directly; the item order is a pure function of (seed, step), so a resumed run sees the same anchors.
+
+The anchor covers everything GRPO does not train: the untrained skills in every answer format, and the trained
+skills in the formats GRPO does not sample. Session 6 found why this matters: with the anchor drawn from
+GRPO's own format list (`plain`), depth_ordering (whose items are all `boxed`) was never anchored, and it lost
+16.7 points in 4 of 6 runs: GRPO on the distance skills moved the "0.xx m" numbers the model writes in its
+chain of thought, and the derived order became an invalid permutation.
 """
 
 from __future__ import annotations
@@ -34,26 +40,35 @@ def anchor_kl(policy, ref, batch: dict[str, Any]) -> torch.Tensor:
 
 
 class AnchorItems:
-    """Items of the skills GRPO does not train (eval-style prompts), and a seeded batch for each step."""
+    """Items GRPO does not train (eval-style prompts), and a seeded batch for each step.
+
+    An item is an anchor unless its skill is in `trained_skills` and its format in `trained_formats` (empty =
+    every format): untrained skills are held in every format, trained skills in the formats
+    GRPO never samples.
+    """
 
     def __init__(
         self,
         processor,
         data_dir: str,
         split: str,
-        skills: list[str],
+        trained_skills: list[str],
         per_step: int,
         pool: int,
         seed: int,
-        formats: list[str],
+        trained_formats: list[str],
     ):
+        trained = set(trained_skills)
         items = [
             it
             for it in load_split(data_dir, split)
-            if it["skill"] in skills and (not formats or it["format"] in formats)
+            if not (it["skill"] in trained and (not trained_formats or it["format"] in trained_formats))
         ]
         if not items:
-            raise ValueError(f"no anchor items: split {split!r} of {data_dir} has none of skills {skills}")
+            raise ValueError(
+                f"no anchor items: every item of split {split!r} of {data_dir} is trained by GRPO "
+                f"(skills {sorted(trained)}, formats {trained_formats or 'all'}); set grpo.anchor_coef=0"
+            )
         rng = np.random.default_rng(seed)
         chosen = sorted(rng.permutation(len(items))[:pool].tolist())
         self.items: list[EncodedItem] = encode_items(processor, [items[i] for i in chosen], data_dir)

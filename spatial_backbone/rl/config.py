@@ -80,9 +80,10 @@ class GRPOOptions:
     loss_type: TRL's loss normalisation (`dapo`: token-level over the batch; needed by dapo_filter).
     scale_rewards: `group` (GRPO: divide advantages by the group std), `batch` or `none` (Dr. GRPO).
     anchor_coef: weight of the anchor loss (`spatial_backbone.rl.anchor`): KL(reference || policy) on the
-        answer tokens of items of the skills GRPO does NOT train (PPO-ptx style, against the drops GRPO causes
-        on them); 0 = off. Needs beta > 0 (the reference model) and a non-empty data.skills.
-    anchor_items: anchor items per step; anchor_pool: items sampled once (seeded) from those skills.
+        answer tokens of the items GRPO does NOT train: untrained skills in every format, trained skills in
+        the formats GRPO does not sample (PPO-ptx style, against the drops GRPO causes on them); 0 = off.
+        Needs beta > 0 (the reference model) and a non-empty data.skills or data.formats.
+    anchor_items: anchor items per step; anchor_pool: items sampled once (seeded) from those items.
     """
 
     num_generations: int = 4
@@ -183,8 +184,9 @@ class RLConfig:
             raise ValueError("output_dir='' is empty")
         if self.report_to not in ("none", "tensorboard"):
             raise ValueError(f"report_to={self.report_to!r} must be 'none' or 'tensorboard'")
-        if self.grpo.anchor_coef > 0 and not self.data.skills:
+        if self.grpo.anchor_coef > 0 and not self.data.skills and not self.data.formats:
             raise ValueError(
-                f"grpo.anchor_coef={self.grpo.anchor_coef!r} anchors the skills GRPO does not train, but "
-                "data.skills is empty (every skill trains): list the trained skills or set anchor_coef=0"
+                f"grpo.anchor_coef={self.grpo.anchor_coef!r} anchors the items GRPO does not train, but "
+                "data.skills and data.formats are both empty (every item trains): list the trained skills "
+                "or formats, or set anchor_coef=0"
             )

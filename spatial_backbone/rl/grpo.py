@@ -321,20 +321,20 @@ def build_trainer(cfg: RLConfig) -> tuple[SpatialGRPOTrainer, Any, Path]:
     reward = SpatialReward()
     anchor = None
     if cfg.grpo.anchor_coef > 0:
-        present = {it["skill"] for it in load_split(cfg.data_dir, cfg.data.split, decode=False)}
-        others = sorted(present - set(cfg.data.skills))
         g = cfg.grpo
         anchor = AnchorItems(
             processor,
             cfg.data_dir,
             cfg.data.split,
-            others,
+            cfg.data.skills,
             g.anchor_items,
             g.anchor_pool,
             cfg.seed,
             cfg.data.formats,
         )
-        log.info("anchor: %d items of %d untrained skills", len(anchor.items), len(anchor.skills))
+        log.info(
+            "anchor: %d items of %d skills, all formats but GRPO's", len(anchor.items), len(anchor.skills)
+        )
     trainer = SpatialGRPOTrainer(
         model=model,
         reward_funcs=[reward],
