@@ -216,6 +216,9 @@ def test_anchor_kl_is_zero_at_the_reference_and_pulls_back_a_moved_policy(setup)
     plain = AnchorItems(processor, str(setup / "data"), "train", trained, 3, 10_000, 0, ["plain"])
     expect = [it for it in items if not (it["skill"] in trained and it["format"] == "plain")]
     assert len(plain.items) == len(expect) > len(anchor.items)
+    # every skill trained (empty list, as in GRPO's filter) on plain answers: only the other formats are held
+    others = AnchorItems(processor, str(setup / "data"), "train", [], 3, 10_000, 0, ["plain"])
+    assert len(others.items) == sum(it["format"] != "plain" for it in items) > 0
     anchor = AnchorItems(processor, str(setup / "data"), "train", trained, 3, 64, 0, [])
     a, b = anchor.batch(5), anchor.batch(5)
     assert torch.equal(a["input_ids"], b["input_ids"])  # a pure function of (seed, step): resume-safe

@@ -42,9 +42,9 @@ def anchor_kl(policy, ref, batch: dict[str, Any]) -> torch.Tensor:
 class AnchorItems:
     """Items GRPO does not train (eval-style prompts), and a seeded batch for each step.
 
-    An item is an anchor unless its skill is in `trained_skills` and its format in `trained_formats` (empty =
-    every format): untrained skills are held in every format, trained skills in the formats
-    GRPO never samples.
+    An item is an anchor unless its skill is in `trained_skills` and its format in `trained_formats` (each
+    empty = every skill / format, as in GRPO's data filter): untrained skills are held in every format,
+    trained skills in the formats GRPO never samples.
     """
 
     def __init__(
@@ -62,7 +62,10 @@ class AnchorItems:
         items = [
             it
             for it in load_split(data_dir, split)
-            if not (it["skill"] in trained and (not trained_formats or it["format"] in trained_formats))
+            if not (
+                (not trained or it["skill"] in trained)
+                and (not trained_formats or it["format"] in trained_formats)
+            )
         ]
         if not items:
             raise ValueError(
