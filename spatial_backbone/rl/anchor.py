@@ -39,6 +39,12 @@ def anchor_kl(policy, ref, batch: dict[str, Any]) -> torch.Tensor:
     return kl.sum(-1).mean()  # [N] -> scalar
 
 
+def trained_by_grpo(item: dict[str, Any], skills: list[str], formats: list[str]) -> bool:
+    """The skill and format half of GRPO's data filter (each empty = every skill / format). GRPO's
+    `select_items` adds reward, answer-type and length filters; the anchor holds every item this rejects."""
+    return (not skills or item["skill"] in skills) and (not formats or item["format"] in formats)
+
+
 class AnchorItems:
     """Items GRPO does not train (eval-style prompts), and a seeded batch for each step.
 
@@ -58,19 +64,16 @@ class AnchorItems:
         seed: int,
         trained_formats: list[str],
     ):
-        trained = set(trained_skills)
         items = [
             it
             for it in load_split(data_dir, split)
-            if not (
-                (not trained or it["skill"] in trained)
-                and (not trained_formats or it["format"] in trained_formats)
-            )
+            if not trained_by_grpo(it, trained_skills, trained_formats)
         ]
         if not items:
             raise ValueError(
                 f"no anchor items: every item of split {split!r} of {data_dir} is trained by GRPO "
-                f"(skills {sorted(trained)}, formats {trained_formats or 'all'}); set grpo.anchor_coef=0"
+                f"(skills {sorted(trained_skills) or 'all'}, formats {trained_formats or 'all'}); "
+                "set grpo.anchor_coef=0"
             )
         rng = np.random.default_rng(seed)
         chosen = sorted(rng.permutation(len(items))[:pool].tolist())

@@ -44,7 +44,7 @@ from envs.hydra_utils import to_yaml
 from spatial_backbone.data.io import load_split, to_hf_dataset
 from spatial_backbone.factory import build_backbone, save_backbone
 from spatial_backbone.rewards import get_reward
-from spatial_backbone.rl.anchor import AnchorItems, anchor_kl
+from spatial_backbone.rl.anchor import AnchorItems, anchor_kl, trained_by_grpo
 from spatial_backbone.rl.config import RLConfig, RLDataConfig
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,7 @@ def select_items(items: list[dict[str, Any]], cfg: RLDataConfig, tokenizer, max_
 
     def keep(it: dict[str, Any]) -> bool:
         return (
-            (not cfg.skills or it["skill"] in cfg.skills)
-            and (not cfg.formats or it["format"] in cfg.formats)
+            trained_by_grpo(it, cfg.skills, cfg.formats)
             and it["reward"] in cfg.rewards
             and (not cfg.answer_types or it["answer_type"] in cfg.answer_types)
             and len(tokenizer(it["answer"])["input_ids"]) + 1 <= limit  # + end of turn
