@@ -233,6 +233,33 @@ def test_anchor_kl_is_zero_at_the_reference_and_pulls_back_a_moved_policy(setup)
     assert model.lm_head.weight.grad.abs().sum() > 0
 
 
+def test_greedy_anchor_forces_the_start_models_own_completions(setup):
+    """`anchor_answers=greedy` teacher-forces the start model's greedy path: at (nearly) every forced answer
+    token the model's argmax is that token, while the dataset answers are not the untrained model's choice."""
+    from spatial_backbone.factory import build_backbone
+    from spatial_backbone.rl.anchor import AnchorItems
+    from spatial_backbone.sft.answers import answer_logits
+
+    model, processor = build_backbone(BackboneConfig(name_or_path=str(setup / "start"), image_size=0))
+    args = (processor, str(setup / "data"), "train", ["depth_comparison"], 6, 12, 0, [])
+    greedy = AnchorItems(*args, answers="greedy", model=model)
+    dataset = AnchorItems(*args)
+    assert [it.input_ids[: it.n_prompt].tolist() for it in greedy.items] == [
+        it.input_ids[: it.n_prompt].tolist() for it in dataset.items
+    ]  # the same prompts; only the answers differ
+    model.eval()
+    with torch.no_grad():
+        agree = {}
+        for name, anchor in (("greedy", greedy), ("dataset", dataset)):
+            logits, targets = answer_logits(
+                model, anchor.collate([[it] for it in anchor.items])
+            )  # [N, V], [N]
+            agree[name] = float((logits.argmax(-1) == targets).float().mean())
+    assert agree["greedy"] > 0.8 and agree["dataset"] < 0.5, agree
+    with pytest.raises(ValueError, match="'sampled'"):
+        AnchorItems(*args, answers="sampled", model=model)
+
+
 def test_grpo_with_anchor_logs_its_kl(setup):
     from spatial_backbone.data.io import load_split
     from spatial_backbone.rl.grpo import train_rl

@@ -129,17 +129,25 @@ def score_output(item: dict[str, Any], text: str, fallback: str = "random", seed
 
 
 @torch.no_grad()
-def generate_batch(
+def generate_ids(
     model, processor, batch: list[dict[str, Any]], root: Path, max_new_tokens: int
-) -> list[str]:
-    """Greedy completions (special tokens stripped) for a batch of items."""
+) -> torch.Tensor:
+    """Greedy completion token ids for a batch of items: [B, T], padded with pad_token_id after the end."""
     inputs = build_inputs(processor, batch, [load_images(root, it) for it in batch]).to(model.device)
     tok = processor.tokenizer
     need = max(len(tok(it["answer"])["input_ids"]) for it in batch) + 16
     out = model.generate(
         **inputs, max_new_tokens=min(need, max_new_tokens), do_sample=False, pad_token_id=tok.pad_token_id
     )  # [B, S + T]
-    return tok.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    return out[:, inputs["input_ids"].shape[1] :]  # [B, T]
+
+
+def generate_batch(
+    model, processor, batch: list[dict[str, Any]], root: Path, max_new_tokens: int
+) -> list[str]:
+    """Greedy completions (special tokens stripped) for a batch of items."""
+    ids = generate_ids(model, processor, batch, root, max_new_tokens)  # [B, T]
+    return processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
 def evaluate_backbone(

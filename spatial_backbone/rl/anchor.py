@@ -15,10 +15,18 @@ skills in the formats GRPO does not sample. Session 6 found why this matters: wi
 GRPO's own format list (`plain`), depth_ordering (whose items are all `boxed`) was never anchored, and it lost
 16.7 points in 4 of 6 runs: GRPO on the distance skills moved the "0.xx m" numbers the model writes in its
 chain of thought, and the derived order became an invalid permutation.
+
+Which answers are teacher-forced (`grpo.anchor_answers`): `dataset` forces the items' reference answers;
+`greedy` forces the starting model's own greedy completions, generated once before training with the
+evaluation's prompts and decoding (`evaluation.evaluate.generate_batch`), so the KL is measured on the very
+token paths the greedy evaluation takes. Session 7 found why this matters: with dataset answers the anchor KL
+stayed at ~1e-4 while relative_position_3d's `think` items flipped from "yes" to "no" (-14.6 points): the
+chain of thought the model writes is not the reference chain, and the drift happened on the model's own path.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from spatial_backbone.data.io import load_split
+from spatial_backbone.evaluation.evaluate import EvalOptions, generate_ids
+from spatial_backbone.rl.config import ANCHOR_ANSWERS
 from spatial_backbone.sft.answers import answer_logits
 from spatial_backbone.sft.packing import EncodedItem, PackedCollator, VisionSpec, encode_items
 
@@ -39,6 +49,32 @@ def anchor_kl(policy, ref, batch: dict[str, Any]) -> torch.Tensor:
     return kl.sum(-1).mean()  # [N] -> scalar
 
 
+@torch.no_grad()
+def greedy_answers(model, processor, items: list[dict[str, Any]], data_dir: str) -> list[dict[str, Any]]:
+    """Copies of `items` with `answer_ids`: `model`'s greedy completion up to its end of turn, generated as
+    the evaluation generates (same prompt, greedy, same token cap; batches of the evaluation's size). Token
+    ids, not decoded text: text does not always re-encode to the same tokens."""
+    opts = EvalOptions()
+    tok = processor.tokenizer
+    eos = model.generation_config.eos_token_id
+    stop = set(eos if isinstance(eos, list) else [eos]) | {tok.pad_token_id}
+    side, tok.padding_side = tok.padding_side, "left"
+    was_training = model.training
+    model.eval()
+    try:
+        out = []
+        for i in range(0, len(items), opts.batch_size):
+            batch = items[i : i + opts.batch_size]
+            ids = generate_ids(model, processor, batch, Path(data_dir), opts.max_new_tokens)  # [B, T]
+            for it, row in zip(batch, ids.tolist(), strict=True):
+                end = next((j for j, t in enumerate(row) if t in stop), len(row))
+                out.append({**it, "answer_ids": row[:end]})
+        return out
+    finally:
+        model.train(was_training)
+        tok.padding_side = side
+
+
 def trained_by_grpo(item: dict[str, Any], skills: list[str], formats: list[str]) -> bool:
     """The skill and format half of GRPO's data filter (each empty = every skill / format). GRPO's
     `select_items` adds reward, answer-type and length filters; the anchor holds every item this rejects."""
@@ -50,7 +86,8 @@ class AnchorItems:
 
     An item is an anchor unless its skill is in `trained_skills` and its format in `trained_formats` (each
     empty = every skill / format, as in GRPO's data filter): untrained skills are held in every format,
-    trained skills in the formats GRPO never samples.
+    trained skills in the formats GRPO never samples. `answers="greedy"` replaces each item's answer by
+    `model`'s greedy completion (the starting model; see the module docstring).
     """
 
     def __init__(
@@ -63,7 +100,13 @@ class AnchorItems:
         pool: int,
         seed: int,
         trained_formats: list[str],
+        answers: str = "dataset",
+        model=None,
     ):
+        if answers not in ANCHOR_ANSWERS:
+            raise ValueError(f"grpo.anchor_answers={answers!r} must be one of {ANCHOR_ANSWERS}")
+        if answers == "greedy" and model is None:
+            raise ValueError("anchor answers 'greedy' need the starting model to generate them")
         items = [
             it
             for it in load_split(data_dir, split)
@@ -76,8 +119,10 @@ class AnchorItems:
                 "set grpo.anchor_coef=0"
             )
         rng = np.random.default_rng(seed)
-        chosen = sorted(rng.permutation(len(items))[:pool].tolist())
-        self.items: list[EncodedItem] = encode_items(processor, [items[i] for i in chosen], data_dir)
+        chosen = [items[i] for i in sorted(rng.permutation(len(items))[:pool].tolist())]
+        if answers == "greedy":
+            chosen = greedy_answers(model, processor, chosen, data_dir)
+        self.items: list[EncodedItem] = encode_items(processor, chosen, data_dir)
         self.skills = sorted({it.skill for it in self.items})
         self.collate = PackedCollator(VisionSpec.from_processor(processor), packed=False)
         self.per_step, self.seed = min(per_step, len(self.items)), seed

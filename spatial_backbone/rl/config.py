@@ -16,6 +16,7 @@ from spatial_backbone.evaluation.metrics import SCORERS
 
 REWARD_FAMILIES = ("vst", "spatialthinker", "ssrl")
 LOSS_TYPES = ("dapo", "bnpo", "grpo", "dr_grpo")
+ANCHOR_ANSWERS = ("dataset", "greedy")  # what the anchor teacher-forces (rl.anchor)
 # skills with graded rewards (MRA for numbers, IoU for boxes), answered in <= 32 tokens: a tiny SFT model that
 # barely perceives still gets a per-sample signal from them. Measured (docs/rl.md, session 4): +1.1 to +3.3
 # points on these skills over SFT across four runs, where the earlier closed-set default gave -2.5.
@@ -84,6 +85,8 @@ class GRPOOptions:
         the formats GRPO does not sample (PPO-ptx style, against the drops GRPO causes on them); 0 = off.
         Needs beta > 0 (the reference model) and a non-empty data.skills or data.formats.
     anchor_items: anchor items per step; anchor_pool: items sampled once (seeded) from those items.
+    anchor_answers: the answers the anchor teacher-forces: `dataset` (the items' reference answers) or
+        `greedy` (the starting model's own greedy completions, the paths the evaluation takes).
     """
 
     num_generations: int = 4
@@ -105,6 +108,7 @@ class GRPOOptions:
     anchor_coef: float = 0.0
     anchor_items: int = 8
     anchor_pool: int = 512
+    anchor_answers: str = "dataset"
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
@@ -136,6 +140,8 @@ class GRPOOptions:
                 f"grpo.anchor_coef={self.anchor_coef!r} must be >= 0, grpo.anchor_items="
                 f"{self.anchor_items!r} and grpo.anchor_pool={self.anchor_pool!r} >= 1"
             )
+        if self.anchor_answers not in ANCHOR_ANSWERS:
+            raise ValueError(f"grpo.anchor_answers={self.anchor_answers!r} must be one of {ANCHOR_ANSWERS}")
         if self.anchor_coef > 0 and self.beta == 0:
             raise ValueError(
                 f"grpo.anchor_coef={self.anchor_coef!r} needs the reference model: set grpo.beta > 0 (got 0)"

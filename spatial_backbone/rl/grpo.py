@@ -330,9 +330,14 @@ def build_trainer(cfg: RLConfig) -> tuple[SpatialGRPOTrainer, Any, Path]:
             g.anchor_pool,
             cfg.seed,
             cfg.data.formats,
+            answers=g.anchor_answers,
+            model=model,
         )
         log.info(
-            "anchor: %d items of %d skills, all formats but GRPO's", len(anchor.items), len(anchor.skills)
+            "anchor: %d items of %d skills, all formats but GRPO's, %s answers",
+            len(anchor.items),
+            len(anchor.skills),
+            g.anchor_answers,
         )
     trainer = SpatialGRPOTrainer(
         model=model,

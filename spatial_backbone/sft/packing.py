@@ -131,7 +131,8 @@ def _expand_image_pads(text: str, counts: list[int]) -> str:
 
 
 def encode_items(processor, items: list[dict[str, Any]], root: str | Path) -> list[EncodedItem]:
-    """Token ids of every item (prompt, answer, <|im_end|>), with image paths and patch grids."""
+    """Token ids of every item (prompt, answer, <|im_end|>), with image paths and patch grids. An item's
+    `answer_ids`, if present, are its answer tokens as given (`rl.anchor.greedy_answers`)."""
     root = Path(root).resolve()
     spec = VisionSpec.from_processor(processor)
     tok = processor.tokenizer
@@ -149,6 +150,9 @@ def encode_items(processor, items: list[dict[str, Any]], root: str | Path) -> li
         texts.append(_expand_image_pads(prompt_text(processor, it), [spec.n_tokens(g) for g in grids]))
     prompts = tok(texts, add_special_tokens=False)["input_ids"]
     answers = tok([it["answer"] for it in items], add_special_tokens=False)["input_ids"]
+    answers = [
+        list(it["answer_ids"]) if "answer_ids" in it else a for it, a in zip(items, answers, strict=True)
+    ]
     out = []
     for it, p, a, grids in zip(items, prompts, answers, grids_all, strict=True):
         ids = np.asarray(p + a + [end_id], dtype=np.int32)
