@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ({"loss_type": "grpo", "dapo_filter": True}, "loss_type='grpo'"),
         ({"anchor_coef": 1.0, "beta": 0.0}, "needs the reference model"),
         ({"anchor_coef": -1.0}, "anchor_coef=-1.0"),
+        ({"anchor_answers": "sampled"}, "'sampled'"),
     ],
 )
 def test_bad_grpo_values_are_quoted(kwargs, quoted):

@@ -18,7 +18,7 @@ chain of thought, and the derived order became an invalid permutation.
 
 Which answers are teacher-forced (`grpo.anchor_answers`): `dataset` forces the items' reference answers;
 `greedy` forces the starting model's own greedy completions, generated once before training with the
-evaluation's prompts and decoding (`evaluation.evaluate.generate_batch`), so the KL is measured on the very
+evaluation's prompts and decoding (`evaluation.evaluate.generate_ids`), so the KL is measured on the very
 token paths the greedy evaluation takes. Session 7 found why this matters: with dataset answers the anchor KL
 stayed at ~1e-4 while relative_position_3d's `think` items flipped from "yes" to "no" (-14.6 points): the
 chain of thought the model writes is not the reference chain, and the drift happened on the model's own path.

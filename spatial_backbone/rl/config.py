@@ -85,8 +85,9 @@ class GRPOOptions:
         the formats GRPO does not sample (PPO-ptx style, against the drops GRPO causes on them); 0 = off.
         Needs beta > 0 (the reference model) and a non-empty data.skills or data.formats.
     anchor_items: anchor items per step; anchor_pool: items sampled once (seeded) from those items.
-    anchor_answers: the answers the anchor teacher-forces: `dataset` (the items' reference answers) or
-        `greedy` (the starting model's own greedy completions, the paths the evaluation takes).
+    anchor_answers: the answers the anchor teacher-forces: `greedy` (the starting model's own greedy
+        completions, the paths the evaluation takes; smaller drops in every paired run, docs/rl.md session 7)
+        or `dataset` (the items' reference answers, sessions 5-6).
     """
 
     num_generations: int = 4
@@ -108,7 +109,7 @@ class GRPOOptions:
     anchor_coef: float = 0.0
     anchor_items: int = 8
     anchor_pool: int = 512
-    anchor_answers: str = "dataset"
+    anchor_answers: str = "greedy"
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
