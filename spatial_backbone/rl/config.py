@@ -86,8 +86,8 @@ class GRPOOptions:
         Needs beta > 0 (the reference model) and a non-empty data.skills or data.formats.
     anchor_items: anchor items per step; anchor_pool: items sampled once (seeded) from those items.
     anchor_answers: the answers the anchor teacher-forces: `greedy` (the starting model's own greedy
-        completions, the paths the evaluation takes; smaller drops in every paired run, docs/rl.md session 7)
-        or `dataset` (the items' reference answers, sessions 5-6).
+        completions, the paths the evaluation takes; in every paired run its largest drop was as small or
+        smaller, docs/rl.md session 7) or `dataset` (the items' reference answers, sessions 5-6).
     """
 
     num_generations: int = 4
