@@ -58,7 +58,6 @@ def greedy_answers(model, processor, items: list[dict[str, Any]], data_dir: str)
     tok = processor.tokenizer
     eos = model.generation_config.eos_token_id
     stop = set(eos if isinstance(eos, list) else [eos]) | {tok.pad_token_id}
-    side, tok.padding_side = tok.padding_side, "left"
     was_training = model.training
     model.eval()
     try:
@@ -72,7 +71,6 @@ def greedy_answers(model, processor, items: list[dict[str, Any]], data_dir: str)
         return out
     finally:
         model.train(was_training)
-        tok.padding_side = side
 
 
 def trained_by_grpo(item: dict[str, Any], skills: list[str], formats: list[str]) -> bool:
