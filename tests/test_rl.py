@@ -28,9 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
         ({"beta": -0.1}, "beta=-0.1"),
         ({"loss_type": "ppo"}, "'ppo'"),
         ({"loss_type": "grpo", "dapo_filter": True}, "loss_type='grpo'"),
-        ({"anchor_coef": 1.0, "beta": 0.0}, "needs the reference model"),
+        ({"anchor_coef": 1.0, "beta": 0.0}, "need the reference model"),
         ({"anchor_coef": -1.0}, "anchor_coef=-1.0"),
         ({"anchor_answers": "sampled"}, "'sampled'"),
+        ({"anchor_margin_coef": -2.0}, "anchor_margin_coef=-2.0"),
+        ({"anchor_margin_coef": 1.0, "beta": 0.0}, "need the reference model"),
     ],
 )
 def test_bad_grpo_values_are_quoted(kwargs, quoted):
@@ -47,6 +49,8 @@ def test_bad_data_values_are_quoted():
         compose("rl", ["max_steps=0"], schema=RLConfig)
     with pytest.raises(ConfigError, match="every item trains"):
         compose("rl", ["grpo.anchor_coef=1", "data.skills=[]", "data.formats=[]"], schema=RLConfig)
+    with pytest.raises(ConfigError, match="every item trains"):
+        compose("rl", ["grpo.anchor_margin_coef=1", "data.skills=[]", "data.formats=[]"], schema=RLConfig)
 
 
 def test_yaml_mirrors_the_dataclass_defaults():
@@ -199,12 +203,21 @@ def test_resume_after_kill_9(setup, kill_at_first_checkpoint):
     assert [r["step"] for r in rows if "reward" in r] == list(range(1, 31))  # no step lost or repeated
 
 
-def test_anchor_kl_is_zero_at_the_reference_and_pulls_back_a_moved_policy(setup):
+def test_forced_margin_is_the_targets_lead_over_the_best_other_token():
+    from spatial_backbone.rl.anchor import forced_margin
+
+    logits = torch.tensor([[1.0, 3.0, 2.0], [0.0, 0.0, 5.0], [4.0, 4.0, -1.0]])  # [N, V]
+    got = forced_margin(logits, torch.tensor([1, 0, 0]))  # [N]
+    assert got.tolist() == [1.0, -5.0, 0.0]  # a lead, a deficit, a tie
+
+
+def test_anchor_is_zero_at_the_reference_and_pulls_back_a_moved_policy(setup):
     import copy
 
     from spatial_backbone.data.io import load_split
     from spatial_backbone.factory import build_backbone
-    from spatial_backbone.rl.anchor import AnchorItems, anchor_kl
+    from spatial_backbone.rl.anchor import AnchorItems, anchor_losses, forced_margin
+    from spatial_backbone.sft.answers import answer_logits
 
     model, processor = build_backbone(BackboneConfig(name_or_path=str(setup / "start"), image_size=0))
     items = load_split(setup / "data", "train", decode=False)
@@ -225,11 +238,20 @@ def test_anchor_kl_is_zero_at_the_reference_and_pulls_back_a_moved_policy(setup)
     assert torch.equal(a["input_ids"], b["input_ids"])  # a pure function of (seed, step): resume-safe
     assert not torch.equal(a["input_ids"], anchor.batch(6)["input_ids"]) or len(anchor.items) <= 3
     ref = copy.deepcopy(model).eval()
-    assert float(anchor_kl(model, ref, a)) == pytest.approx(0.0, abs=1e-6)
+    kl, drop = anchor_losses(model, ref, a)
+    assert float(kl) == pytest.approx(0.0, abs=1e-6) and float(drop) == pytest.approx(0.0, abs=1e-6)
     with torch.no_grad():
-        model.lm_head.weight.add_(0.05 * torch.randn_like(model.lm_head.weight))
-    kl = anchor_kl(model, ref, a)
+        ref_logits, targets = answer_logits(ref, a)  # [N, V], [N]
+        m_ref = forced_margin(ref_logits, targets)  # [N]
+        model.lm_head.weight.mul_(2.0)  # (untied) every logit doubles, so every margin m becomes 2m
+    kl, drop = anchor_losses(model, ref, a)
     assert float(kl) > 1e-4
+    # leads grew and deficits shrank: the margin term counts only the deficits, by how much they fell (m)
+    assert (m_ref > 0).any() and (m_ref < 0).any()
+    assert float(drop) == pytest.approx(float((-m_ref).clamp(min=0).mean()), rel=1e-4)
+    drop.backward(retain_graph=True)
+    assert model.lm_head.weight.grad.abs().sum() > 0
+    model.zero_grad()
     kl.backward()
     assert model.lm_head.weight.grad.abs().sum() > 0
 
@@ -261,14 +283,24 @@ def test_greedy_anchor_forces_the_start_models_own_completions(setup):
         AnchorItems(*args, answers="sampled", model=model)
 
 
-def test_grpo_with_anchor_logs_its_kl(setup):
+def test_grpo_with_anchor_logs_its_kl_and_margin_drop(setup):
     from spatial_backbone.data.io import load_split
     from spatial_backbone.rl.grpo import train_rl
 
     untrained = {"depth_comparison", "counting", "distance"}
     trained = sorted({it["skill"] for it in load_split(setup / "data", "train")} - untrained)
-    cfg = small_cfg(setup, "anchored", trained, beta=0.01, anchor_coef=1.0, anchor_items=2, anchor_pool=16)
+    cfg = small_cfg(
+        setup,
+        "anchored",
+        trained,
+        beta=0.01,
+        anchor_coef=1.0,
+        anchor_margin_coef=1.0,
+        anchor_items=2,
+        anchor_pool=16,
+    )
     train_rl(cfg)
     steps = [r for r in map(json.loads, open(setup / "anchored" / "history.jsonl")) if "reward" in r]
-    assert all("anchor/kl" in r for r in steps)
+    assert all("anchor/kl" in r and "anchor/margin_drop" in r for r in steps)
     assert steps[0]["anchor/kl"] == pytest.approx(0.0, abs=1e-6)  # first step: policy == reference
+    assert steps[0]["anchor/margin_drop"] == pytest.approx(0.0, abs=1e-6)

@@ -22,6 +22,15 @@ evaluation's prompts and decoding (`evaluation.evaluate.generate_ids`), so the K
 token paths the greedy evaluation takes. Session 7 found why this matters: with dataset answers the anchor KL
 stayed at ~1e-4 while relative_position_3d's `think` items flipped from "yes" to "no" (-14.6 points): the
 chain of thought the model writes is not the reference chain, and the drift happened on the model's own path.
+
+Why a margin term (`grpo.anchor_margin_coef`): the greedy evaluation changes only where an argmax flips,
+and the KL is second order in a small drift, so it barely resists the small moves that flip a near-tie.
+Session 7's remaining failure is such a flip: closest_object's chain-of-thought items end a ~190-token
+answer with one deciding letter ("B" -> "A" in every seed-1 run). `margin_drop` is first order: at each
+forced token y, how far the policy's log-probability margin of y over the best other token,
+z_y - max_{v != y} z_v, fell below the reference's, relu(m_ref - m_policy), averaged over the answer tokens.
+It is 0 at the start and wherever the margin grew, so it never sharpens the model beyond its starting
+point; with greedy answers y is the start model's argmax, so it holds exactly the greedy choices.
 """
 
 from __future__ import annotations
@@ -40,13 +49,22 @@ from spatial_backbone.sft.answers import answer_logits
 from spatial_backbone.sft.packing import EncodedItem, PackedCollator, VisionSpec, encode_items
 
 
-def anchor_kl(policy, ref, batch: dict[str, Any]) -> torch.Tensor:
-    """Mean over answer tokens of KL(ref || policy) of the next-token distributions (teacher forcing)."""
-    logits, _ = answer_logits(policy, batch)  # [N, V]
+def forced_margin(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """[N]: logit of each forced token minus the largest other logit (> 0 where the target is the argmax)."""
+    forced = logits.gather(1, targets[:, None])  # [N, 1]
+    others = logits.scatter(1, targets[:, None], float("-inf"))  # [N, V]
+    return (forced - others.max(-1, keepdim=True).values).squeeze(1)  # [N]
+
+
+def anchor_losses(policy, ref, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Means over the answer tokens (teacher forcing) of KL(ref || policy) of the next-token distributions
+    and of the margin drop relu(m_ref - m_policy) of the forced tokens (module docstring)."""
+    logits, targets = answer_logits(policy, batch)  # [N, V], [N]
     with torch.no_grad():
         ref_logits, _ = answer_logits(ref, batch)  # [N, V]
     kl = F.kl_div(F.log_softmax(logits, -1), F.log_softmax(ref_logits, -1), log_target=True, reduction="none")
-    return kl.sum(-1).mean()  # [N] -> scalar
+    drop = F.relu(forced_margin(ref_logits, targets) - forced_margin(logits, targets))  # [N]
+    return kl.sum(-1).mean(), drop.mean()
 
 
 @torch.no_grad()

@@ -88,6 +88,9 @@ class GRPOOptions:
     anchor_answers: the answers the anchor teacher-forces: `greedy` (the starting model's own greedy
         completions, the paths the evaluation takes; in every paired run its largest drop was as small or
         smaller, docs/rl.md session 7) or `dataset` (the items' reference answers, sessions 5-6).
+    anchor_margin_coef: weight of the anchor's margin term: how far each forced answer token's logit margin
+        over the best other token fell below the starting model's (first order in the drift, where the KL is
+        second order; `rl.anchor`, docs/rl.md session 8); 0 = off. Either coefficient > 0 turns the anchor on.
     """
 
     num_generations: int = 4
@@ -110,6 +113,7 @@ class GRPOOptions:
     anchor_items: int = 8
     anchor_pool: int = 512
     anchor_answers: str = "greedy"
+    anchor_margin_coef: float = 0.0
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
@@ -136,17 +140,29 @@ class GRPOOptions:
             )
         if self.scale_rewards not in ("group", "batch", "none"):
             raise ValueError(f"grpo.scale_rewards={self.scale_rewards!r} must be group, batch or none")
-        if self.anchor_coef < 0 or self.anchor_items < 1 or self.anchor_pool < 1:
+        if (
+            self.anchor_coef < 0
+            or self.anchor_margin_coef < 0
+            or self.anchor_items < 1
+            or self.anchor_pool < 1
+        ):
             raise ValueError(
-                f"grpo.anchor_coef={self.anchor_coef!r} must be >= 0, grpo.anchor_items="
-                f"{self.anchor_items!r} and grpo.anchor_pool={self.anchor_pool!r} >= 1"
+                f"grpo.anchor_coef={self.anchor_coef!r} and grpo.anchor_margin_coef="
+                f"{self.anchor_margin_coef!r} must be >= 0, grpo.anchor_items={self.anchor_items!r} and "
+                f"grpo.anchor_pool={self.anchor_pool!r} >= 1"
             )
         if self.anchor_answers not in ANCHOR_ANSWERS:
             raise ValueError(f"grpo.anchor_answers={self.anchor_answers!r} must be one of {ANCHOR_ANSWERS}")
-        if self.anchor_coef > 0 and self.beta == 0:
+        if self.anchored and self.beta == 0:
             raise ValueError(
-                f"grpo.anchor_coef={self.anchor_coef!r} needs the reference model: set grpo.beta > 0 (got 0)"
+                f"grpo.anchor_coef={self.anchor_coef!r} / anchor_margin_coef={self.anchor_margin_coef!r} "
+                "need the reference model: set grpo.beta > 0 (got 0)"
             )
+
+    @property
+    def anchored(self) -> bool:
+        """Whether GRPO adds the anchor loss (`rl.anchor`): either of its coefficients is > 0."""
+        return self.anchor_coef > 0 or self.anchor_margin_coef > 0
 
 
 @dataclass
@@ -191,9 +207,10 @@ class RLConfig:
             raise ValueError("output_dir='' is empty")
         if self.report_to not in ("none", "tensorboard"):
             raise ValueError(f"report_to={self.report_to!r} must be 'none' or 'tensorboard'")
-        if self.grpo.anchor_coef > 0 and not self.data.skills and not self.data.formats:
+        if self.grpo.anchored and not self.data.skills and not self.data.formats:
             raise ValueError(
-                f"grpo.anchor_coef={self.grpo.anchor_coef!r} anchors the items GRPO does not train, but "
+                f"grpo.anchor_coef={self.grpo.anchor_coef!r} / anchor_margin_coef="
+                f"{self.grpo.anchor_margin_coef!r}: the anchor holds the items GRPO does not train, but "
                 "data.skills and data.formats are both empty (every item trains): list the trained skills "
-                "or formats, or set anchor_coef=0"
+                "or formats, or set both coefficients to 0"
             )

@@ -44,7 +44,7 @@ from envs.hydra_utils import to_yaml
 from spatial_backbone.data.io import load_split, to_hf_dataset
 from spatial_backbone.factory import build_backbone, save_backbone
 from spatial_backbone.rewards import get_reward
-from spatial_backbone.rl.anchor import AnchorItems, anchor_kl, trained_by_grpo
+from spatial_backbone.rl.anchor import AnchorItems, anchor_losses, trained_by_grpo
 from spatial_backbone.rl.config import RLConfig, RLDataConfig
 
 log = logging.getLogger(__name__)
@@ -160,23 +160,26 @@ class SpatialGRPOTrainer(GRPOTrainer):
         dapo_filter: bool,
         anchor: AnchorItems | None = None,
         anchor_coef: float = 0.0,
+        anchor_margin_coef: float = 0.0,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.spatial_reward, self.dapo_filter = spatial_reward, dapo_filter
-        self.anchor, self.anchor_coef = anchor, anchor_coef
+        self.anchor, self.anchor_coef, self.anchor_margin_coef = anchor, anchor_coef, anchor_margin_coef
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """GRPO's loss, plus `anchor_coef` x the anchor KL on the untrained skills (`rl.anchor`)."""
+        """GRPO's loss, plus the anchor on what GRPO does not train (`rl.anchor`): `anchor_coef` x its KL and
+        `anchor_margin_coef` x its margin drop."""
         loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if self.anchor is None or not model.training:
             return loss
         batch = self.anchor.batch(self.state.global_step)
         batch = {k: v.to(self.accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         unwrap = self.accelerator.unwrap_model
-        kl = anchor_kl(unwrap(model), unwrap(self.ref_model), batch)
+        kl, drop = anchor_losses(unwrap(model), unwrap(self.ref_model), batch)
         self._metrics["train"]["anchor/kl"].append(float(kl.detach()))
-        return loss + self.anchor_coef * kl
+        self._metrics["train"]["anchor/margin_drop"].append(float(drop.detach()))
+        return loss + self.anchor_coef * kl + self.anchor_margin_coef * drop
 
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
@@ -319,7 +322,7 @@ def build_trainer(cfg: RLConfig) -> tuple[SpatialGRPOTrainer, Any, Path]:
     log.info("GRPO on %d items of %s/%s", len(dataset), cfg.data_dir, cfg.data.split)
     reward = SpatialReward()
     anchor = None
-    if cfg.grpo.anchor_coef > 0:
+    if cfg.grpo.anchored:
         g = cfg.grpo
         anchor = AnchorItems(
             processor,
@@ -350,6 +353,7 @@ def build_trainer(cfg: RLConfig) -> tuple[SpatialGRPOTrainer, Any, Path]:
         dapo_filter=cfg.grpo.dapo_filter,
         anchor=anchor,
         anchor_coef=cfg.grpo.anchor_coef,
+        anchor_margin_coef=cfg.grpo.anchor_margin_coef,
     )
     for cb in (ProgressCallback, PrinterCallback):  # RunCallback shows a compact bar instead
         trainer.remove_callback(cb)
