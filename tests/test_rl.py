@@ -239,16 +239,16 @@ def test_anchor_is_zero_at_the_reference_and_pulls_back_a_moved_policy(setup):
     assert not torch.equal(a["input_ids"], anchor.batch(6)["input_ids"]) or len(anchor.items) <= 3
     ref = copy.deepcopy(model).eval()
     kl, drop = anchor_losses(model, ref, a)
-    assert float(kl) == pytest.approx(0.0, abs=1e-6) and float(drop) == pytest.approx(0.0, abs=1e-6)
+    assert kl.item() == pytest.approx(0.0, abs=1e-6) and drop.item() == pytest.approx(0.0, abs=1e-6)
     with torch.no_grad():
         ref_logits, targets = answer_logits(ref, a)  # [N, V], [N]
         m_ref = forced_margin(ref_logits, targets)  # [N]
         model.lm_head.weight.mul_(2.0)  # (untied) every logit doubles, so every margin m becomes 2m
     kl, drop = anchor_losses(model, ref, a)
-    assert float(kl) > 1e-4
+    assert kl.item() > 1e-4
     # leads grew and deficits shrank: the margin term counts only the deficits, by how much they fell (m)
     assert (m_ref > 0).any() and (m_ref < 0).any()
-    assert float(drop) == pytest.approx(float((-m_ref).clamp(min=0).mean()), rel=1e-4)
+    assert drop.item() == pytest.approx(float((-m_ref).clamp(min=0).mean()), rel=1e-4)
     drop.backward(retain_graph=True)
     assert model.lm_head.weight.grad.abs().sum() > 0
     model.zero_grad()
