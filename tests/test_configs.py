@@ -14,6 +14,7 @@ from spatial_backbone.data.config import SpatialDataConfig
 from spatial_backbone.evaluation.cli import SpatialEvalConfig
 from spatial_backbone.rl.config import RLConfig
 from spatial_backbone.sft.config import SFTConfig
+from spatial_backbone.soup import SoupConfig
 from vla.baselines.act_config import ActTrainConfig
 from vla.evaluate import EvalConfig
 from vla.train_config import TrainConfig
@@ -30,6 +31,7 @@ APPS = {
     "rl": RLConfig,
     "sft": SFTConfig,
     "merge": MergeConfig,
+    "soup": SoupConfig,
     "pipeline": PipelineConfig,
     "export_lerobot": ExportConfig,
 }
@@ -45,6 +47,7 @@ GROUPS = {
     "rl": ["backbone"],
     "sft": ["backbone"],
     "merge": [],
+    "soup": [],
     "pipeline": ["backbone", "head"],
     "export_lerobot": [],
 }
@@ -54,6 +57,7 @@ ALIASES = {"fast": "pipeline"}
 REQUIRED = {
     "eval": ["checkpoint=/path/to/checkpoint"],
     "merge": ["inputs=[/data/lift,/data/reach]"],
+    "soup": ["inputs=[/runs/rl_s0/backbone,/runs/rl_s1/backbone]"],
     "export_lerobot": ["checkpoint=/path/to/checkpoint", "output=/path/to/lerobot_policy"],
 }
 
