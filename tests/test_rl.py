@@ -304,3 +304,39 @@ def test_grpo_with_anchor_logs_its_kl_and_margin_drop(setup):
     assert all("anchor/kl" in r and "anchor/margin_drop" in r for r in steps)
     assert steps[0]["anchor/kl"] == pytest.approx(0.0, abs=1e-6)  # first step: policy == reference
     assert steps[0]["anchor/margin_drop"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_rl_soup_script_trains_each_seed_once_and_soups_them(setup):
+    """scripts/rl_soup.sh: one svla-rl run per seed, then svla-soup of them; a rerun reuses finished seeds."""
+    from spatial_backbone.factory import build_backbone
+    from spatial_backbone.soup import SOUP_MANIFEST
+
+    out = setup / "rl_soup"
+    overrides = [
+        "max_steps=2",
+        "save_steps=2",
+        "progress=false",
+        "grpo.anchor_coef=0",  # the tiny dataset is too small to hold out anchor skills
+        "grpo.num_generations=2",
+        "grpo.prompts_per_step=2",
+        "grpo.max_completion_length=6",
+        "data.skills=[]",
+        "data.formats=[]",
+        "data.answer_types=[word,choice]",
+        "data.max_answer_tokens=64",
+    ]
+    script = [str(ROOT / "scripts" / "rl_soup.sh"), str(setup / "start"), str(setup / "data"), str(out)]
+    env = {**os.environ, "SEEDS": "0 1", "ALPHA": "1.5"}
+    subprocess.run(["bash", *script, *overrides], check=True, env=env, capture_output=True, timeout=600)
+    manifest = json.loads((out / "soup" / SOUP_MANIFEST).read_text())
+    assert [i["path"] for i in manifest["inputs"]] == [str(out / f"seed_{s}" / "backbone") for s in (0, 1)]
+    assert manifest["alpha"] == 1.5 and manifest["base"]["path"] == str((setup / "start").resolve())
+    for s in (0, 1):
+        assert json.loads((out / f"seed_{s}" / "summary.json").read_text())["steps"] == 2
+        assert f"\nseed: {s}\n" in (out / f"seed_{s}" / "rl_config.yaml").read_text()
+    model, _ = build_backbone(BackboneConfig(name_or_path=str(out / "soup"), image_size=0))
+    assert model.config.model_type == "qwen2_5_vl"
+    weights = out / "seed_0" / "backbone" / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    subprocess.run(["bash", *script, *overrides], check=True, env=env, capture_output=True, timeout=600)
+    assert weights.stat().st_mtime_ns == before  # finished seeds are not trained again
