@@ -6,6 +6,9 @@ skill, seeded). With `--trained` it also prints the mean over those skills (issu
 there) and the largest drop on any skill (no skill may drop by more than 2).
 
     .venv/bin/python benchmarks/spatial_compare.py BASE_DIR NEW_DIR [--trained distance counting ...]
+
+BASE_DIR / NEW_DIR may each be several runs joined by commas (e.g. the same backbone evaluated on two
+disjoint item sets, `test4k_eval,val4k_eval`): their items are pooled, for a finer per-skill measure.
 """
 
 from __future__ import annotations
@@ -17,11 +20,21 @@ from pathlib import Path
 import numpy as np
 
 
-def load(d: Path) -> dict[str, dict]:
-    path = d / "predictions.jsonl"
-    if not path.is_file():
-        raise SystemExit(f"{path} not found: pass the out_dir of a svla-spatial-eval run")
-    return {r["id"]: r for r in map(json.loads, path.read_text().splitlines())}
+def load(dirs: str) -> dict[str, dict]:
+    """Predictions by item id of one svla-spatial-eval run, or of several (comma-separated) pooled."""
+    out: dict[str, dict] = {}
+    for d in dirs.split(","):
+        path = Path(d) / "predictions.jsonl"
+        if not path.is_file():
+            raise SystemExit(f"{path} not found: pass the out_dir of a svla-spatial-eval run")
+        rows = {r["id"]: r for r in map(json.loads, path.read_text().splitlines())}
+        shared = set(rows) & set(out)
+        if shared:
+            raise SystemExit(
+                f"{d} repeats item ids of an earlier run (e.g. {sorted(shared)[:2]}): pool disjoint sets"
+            )
+        out.update(rows)
+    return out
 
 
 def compare(base: dict[str, dict], new: dict[str, dict], reps: int = 2000, seed: int = 0) -> dict[str, dict]:
@@ -49,8 +62,8 @@ def compare(base: dict[str, dict], new: dict[str, dict], reps: int = 2000, seed:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("base", type=Path)
-    p.add_argument("new", type=Path)
+    p.add_argument("base", help="svla-spatial-eval out_dir (or several, comma-separated, pooled)")
+    p.add_argument("new", help="svla-spatial-eval out_dir (or several, comma-separated, pooled)")
     p.add_argument("--trained", nargs="*", default=[], help="skills the new run was trained on")
     args = p.parse_args()
     rows = compare(load(args.base), load(args.new))
