@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,23 +123,35 @@ class _Reader:
 
 
 def soup_tensor(
-    name: str, base: torch.Tensor | None, tuned: list[torch.Tensor], alpha: float
+    name: str, base: torch.Tensor | None, tuned: Iterable[torch.Tensor], alpha: float
 ) -> torch.Tensor:
-    """base + alpha * mean(tuned - base) for one floating tensor (computed in float64), or the shared value of
-    a non-floating one. `base=None` means the plain mean (alpha must then be 1)."""
-    ref = tuned[0] if base is None else base
+    """base + alpha * mean(tuned - base) for one floating tensor, or the shared value of a non-floating one.
+    `base=None` means the plain mean (alpha must then be 1). The inputs are read one at a time into a float32
+    sum (float64 for float64 weights): memory is two copies of the tensor, whatever the number of inputs."""
+    ref, total, count = base, None, 0
     for t in tuned:
+        ref = t if ref is None else ref
         if t.shape != ref.shape or t.dtype != ref.dtype:
             raise ConfigError(
                 f"tensor {name!r}: shape {tuple(t.shape)} / {t.dtype} in one input, {tuple(ref.shape)} / "
                 f"{ref.dtype} in another: the inputs are not fine-tunes of one backbone"
             )
+        if not t.is_floating_point():
+            if not torch.equal(t, ref):
+                raise ConfigError(
+                    f"non-floating tensor {name!r} differs between inputs; it cannot be averaged"
+                )
+            total = t
+        else:
+            acc = torch.promote_types(t.dtype, torch.float32)
+            total = t.to(acc, copy=True) if total is None else total.add_(t.to(acc))
+        count += 1
+    if ref is None or count == 0:
+        raise ValueError("soup_tensor needs at least one input tensor")
     if not ref.is_floating_point():
-        if any(not torch.equal(t, ref) for t in tuned):
-            raise ConfigError(f"non-floating tensor {name!r} differs between inputs; it cannot be averaged")
         return ref.clone()
-    mean = torch.stack([t.double() for t in tuned]).mean(0)
-    out = mean if base is None else base.double() + alpha * (mean - base.double())
+    mean = total.div_(count)
+    out = mean if base is None else mean.sub_(base.to(mean.dtype)).mul_(alpha).add_(base.to(mean.dtype))
     if not torch.isfinite(out).all():
         raise ConfigError(
             f"tensor {name!r} of the soup is not finite (an input holds NaN/inf, or alpha is huge)"
@@ -173,7 +186,7 @@ def make_soup(cfg: SoupConfig) -> Path:
                 shutil.copy2(item, tmp / item.name)
         for file, file_names in layout.items():
             tensors = {
-                n: soup_tensor(n, base.get(n) if base else None, [r.get(n) for r in readers], cfg.alpha)
+                n: soup_tensor(n, base.get(n) if base else None, (r.get(n) for r in readers), cfg.alpha)
                 for n in file_names
             }
             save_file(tensors, str(tmp / file), metadata={"format": "pt"})

@@ -147,3 +147,26 @@ def test_bad_inputs_fail_naming_the_problem_and_write_nothing(backbones, tmp_pat
     out.mkdir()
     with pytest.raises(ConfigError, match="overwrite=true"):
         make_soup(SoupConfig(inputs=[str(root / "t1")], out_dir=str(out)))
+
+
+def test_soup_tensor_of_bf16_inputs_matches_a_float64_reference():
+    from spatial_backbone.soup import soup_tensor
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(64, 32, generator=g).bfloat16()
+    tuned = [
+        (base.double() + 0.01 * torch.randn(64, 32, generator=g, dtype=torch.float64)).bfloat16()
+        for _ in range(8)
+    ]
+    got = soup_tensor("w", base, iter(tuned), alpha=2.0)
+    want = base.double() + 2.0 * (torch.stack([t.double() for t in tuned]).mean(0) - base.double())
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.double(), want.bfloat16().double(), rtol=0, atol=1e-2)
+    f32 = [t.float() for t in tuned]
+    kept = [t.clone() for t in f32]
+    soup_tensor("w", None, iter(f32), alpha=1.0)
+    assert all(torch.equal(a, b) for a, b in zip(f32, kept, strict=True))  # the inputs are not summed into
+    ids = torch.arange(4)
+    assert torch.equal(soup_tensor("ids", None, iter([ids, ids.clone()]), 1.0), ids)
+    with pytest.raises(ConfigError, match="non-floating tensor 'ids' differs"):
+        soup_tensor("ids", None, iter([ids, ids + 1]), 1.0)
