@@ -44,6 +44,14 @@ def backbones(tmp_path_factory):
     return root, base, tuned
 
 
+def _soup(root, out, alpha: float, suffix: str = ""):
+    """make_soup of t1 and t2 (`suffix`: "_sharded" for the sharded copies) from their base."""
+    inputs = [str(root / f"t{i}{suffix}") for i in (1, 2)]
+    return make_soup(
+        SoupConfig(inputs=inputs, base=str(root / f"base{suffix}"), alpha=alpha, out_dir=str(out))
+    )
+
+
 def _loaded(path):
     model, _ = build_backbone(BackboneConfig(name_or_path=str(path)))
     return {n: p.detach() for n, p in model.named_parameters()}
@@ -51,14 +59,7 @@ def _loaded(path):
 
 def test_soup_is_the_start_plus_the_scaled_mean_update(backbones, tmp_path):
     root, base, tuned = backbones
-    out = make_soup(
-        SoupConfig(
-            inputs=[str(root / "t1"), str(root / "t2")],
-            base=str(root / "base"),
-            alpha=1.5,
-            out_dir=str(tmp_path / "soup"),
-        )
-    )
+    out = _soup(root, tmp_path / "soup", 1.5)
     got = _loaded(out)  # through the backbone factory, as svla-train / svla-spatial-eval load it
     assert set(got) == set(base)
     for n, b in base.items():
@@ -83,22 +84,8 @@ def test_uniform_soup_without_a_base_is_the_mean(backbones, tmp_path):
 
 def test_sharded_inputs_give_a_sharded_soup_with_the_same_weights(backbones, tmp_path):
     root, base, _ = backbones
-    single = make_soup(
-        SoupConfig(
-            inputs=[str(root / "t1"), str(root / "t2")],
-            base=str(root / "base"),
-            alpha=2.0,
-            out_dir=str(tmp_path / "single"),
-        )
-    )
-    sharded = make_soup(
-        SoupConfig(
-            inputs=[str(root / "t1_sharded"), str(root / "t2_sharded")],
-            base=str(root / "base_sharded"),
-            alpha=2.0,
-            out_dir=str(tmp_path / "sharded"),
-        )
-    )
+    single = _soup(root, tmp_path / "single", 2.0)
+    sharded = _soup(root, tmp_path / "sharded", 2.0, suffix="_sharded")
     shards = sorted(p.name for p in sharded.glob("*.safetensors"))
     assert len(shards) > 1 and shards == sorted(p.name for p in (root / "t1_sharded").glob("*.safetensors"))
     assert (sharded / "model.safetensors.index.json").is_file()
