@@ -100,8 +100,18 @@ def weight_files(backbone_dir: Path) -> dict[str, list[str]]:
             f"{str(backbone_dir)!r} has no {SINGLE_FILE} or {INDEX_FILE} (only safetensors weights can be "
             "averaged; re-save it with save_pretrained(safe_serialization=True))"
         )
-    with safe_open(single, "pt") as f:
+    with _open(single) as f:
         return {SINGLE_FILE: list(f.keys())}
+
+
+def _open(file: Path):
+    """safe_open, with a corrupt or truncated file named in the error."""
+    try:
+        return safe_open(file, "pt")
+    except Exception as err:  # safetensors raises its own SafetensorError / OSError
+        raise ConfigError(
+            f"{file} is not a readable safetensors file ({err}); re-save or re-copy it"
+        ) from None
 
 
 class _Reader:
@@ -118,7 +128,7 @@ class _Reader:
                 f"tensor {name!r} is missing from {str(self.dir)!r}: the inputs of a soup must be fine-tuned "
                 "from the same backbone (same architecture and tensor names)"
             )
-        with safe_open(self.dir / file, "pt") as f:
+        with _open(self.dir / file) as f:
             return f.get_tensor(name)
 
 

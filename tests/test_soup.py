@@ -1,6 +1,7 @@
 """svla-soup: a weight-space average of backbones tuned from one start, loaded by the backbone factory."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -131,6 +132,11 @@ def test_bad_inputs_fail_naming_the_problem_and_write_nothing(backbones, tmp_pat
     with pytest.raises(ConfigError, match="not finite"):
         make_soup(SoupConfig(inputs=[str(root / "t1"), str(tmp_path / "nan")], out_dir=str(out)))
     assert not out.exists() and not list(tmp_path.glob(".soup.tmp-*"))
+    shutil.copytree(root / "t2", tmp_path / "truncated")
+    weights = tmp_path / "truncated" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ConfigError, match="truncated/model.safetensors is not a readable safetensors file"):
+        make_soup(SoupConfig(inputs=[str(root / "t1"), str(tmp_path / "truncated")], out_dir=str(out)))
     out.mkdir()
     with pytest.raises(ConfigError, match="overwrite=true"):
         make_soup(SoupConfig(inputs=[str(root / "t1")], out_dir=str(out)))
