@@ -115,21 +115,23 @@ def _open(file: Path):
 
 
 class _Reader:
-    """Reads tensors by name from a backbone directory's safetensors files, whatever their sharding."""
+    """Tensors by name from a backbone directory's safetensors files, whatever their sharding; each file is
+    opened once (memory-mapped) and read tensor by tensor."""
 
     def __init__(self, backbone_dir: Path):
         self.dir = backbone_dir
-        self.where = {n: file for file, names in weight_files(backbone_dir).items() for n in names}
+        self.files = weight_files(backbone_dir)  # {file: [tensor names]}
+        self.where = {n: file for file, names in self.files.items() for n in names}
+        self._handles: dict[str, Any] = {}
 
     def get(self, name: str) -> torch.Tensor:
-        file = self.where.get(name)
-        if file is None:
-            raise ConfigError(
-                f"tensor {name!r} is missing from {str(self.dir)!r}: the inputs of a soup must be fine-tuned "
-                "from the same backbone (same architecture and tensor names)"
-            )
-        with _open(self.dir / file) as f:
-            return f.get_tensor(name)
+        file = self.where[name]
+        if file not in self._handles:
+            self._handles[file] = _open(self.dir / file)
+        return self._handles[file].get_tensor(name)
+
+    def weights_sha256(self) -> str:
+        return hash_files([self.dir / f for f in self.files])
 
 
 def soup_tensor(
@@ -146,19 +148,15 @@ def soup_tensor(
                 f"tensor {name!r}: shape {tuple(t.shape)} / {t.dtype} in one input, {tuple(ref.shape)} / "
                 f"{ref.dtype} in another: the inputs are not fine-tunes of one backbone"
             )
-        if not t.is_floating_point():
-            if not torch.equal(t, ref):
-                raise ConfigError(
-                    f"non-floating tensor {name!r} differs between inputs; it cannot be averaged"
-                )
-            total = t
-        else:
+        if t.is_floating_point():
             acc = torch.promote_types(t.dtype, torch.float32)
             total = t.to(acc, copy=True) if total is None else total.add_(t.to(acc))
+        elif not torch.equal(t, ref):
+            raise ConfigError(f"non-floating tensor {name!r} differs between inputs; it cannot be averaged")
         count += 1
-    if ref is None or count == 0:
+    if count == 0:
         raise ValueError("soup_tensor needs at least one input tensor")
-    if not ref.is_floating_point():
+    if total is None:  # a non-floating tensor, equal everywhere
         return ref.clone()
     mean = total.div_(count)
     out = mean if base is None else mean.sub_(base.to(mean.dtype)).mul_(alpha).add_(base.to(mean.dtype))
@@ -178,7 +176,6 @@ def make_soup(cfg: SoupConfig) -> Path:
         raise ConfigError(f"out_dir {str(out)!r} exists; pass overwrite=true to replace it")
     if out in inputs or out == base_dir:
         raise ConfigError(f"out_dir {str(out)!r} is one of the inputs or the base; choose a new directory")
-    layout = weight_files(inputs[0])
     readers = [_Reader(p) for p in inputs]
     base = _Reader(base_dir) if base_dir else None
     names = set(readers[0].where)
@@ -194,26 +191,23 @@ def make_soup(cfg: SoupConfig) -> Path:
         for item in inputs[0].iterdir():
             if item.is_file() and not item.name.endswith(".safetensors") and item.name != SOUP_MANIFEST:
                 shutil.copy2(item, tmp / item.name)
-        for file, file_names in layout.items():
+        for file, file_names in readers[0].files.items():  # the first input's shard layout
             tensors = {
                 n: soup_tensor(n, base.get(n) if base else None, (r.get(n) for r in readers), cfg.alpha)
                 for n in file_names
             }
             save_file(tensors, str(tmp / file), metadata={"format": "pt"})
-        (tmp / SOUP_MANIFEST).write_text(json.dumps(soup_manifest(cfg, inputs, base_dir), indent=1))
+        (tmp / SOUP_MANIFEST).write_text(json.dumps(soup_manifest(cfg, readers, base), indent=1))
 
     return atomic_dir(out, write)
 
 
-def soup_manifest(cfg: SoupConfig, inputs: list[Path], base_dir: Path | None) -> dict[str, Any]:
-    def weights_sha(d: Path) -> str:
-        return hash_files([d / f for f in weight_files(d)])
-
+def soup_manifest(cfg: SoupConfig, readers: list[_Reader], base: _Reader | None) -> dict[str, Any]:
     return {
-        "recipe": "base + alpha * mean(input - base)" if base_dir else "mean(input)",
+        "recipe": "base + alpha * mean(input - base)" if base else "mean(input)",
         "alpha": cfg.alpha,
-        "base": {"path": str(base_dir), "weights_sha256": weights_sha(base_dir)} if base_dir else None,
-        "inputs": [{"path": str(p), "weights_sha256": weights_sha(p)} for p in inputs],
+        "base": {"path": str(base.dir), "weights_sha256": base.weights_sha256()} if base else None,
+        "inputs": [{"path": str(r.dir), "weights_sha256": r.weights_sha256()} for r in readers],
         "git": git_state(),
     }
 
