@@ -59,6 +59,15 @@ def build_backbone(cfg: BackboneConfig) -> tuple[Qwen2_5_VLForConditionalGenerat
     return model, processor
 
 
+def set_image_limits(processor: Qwen2_5_VLProcessor, image_size: int, min_image_size: int) -> None:
+    """Resize images and video frames to at most image_size**2 and at least min_image_size**2 pixels (the
+    processor's `smart_resize` keeps the aspect ratio and rounds sides to multiples of 28)."""
+    lo, hi = min_image_size**2, max(image_size, min_image_size) ** 2
+    for proc in (processor.image_processor, processor.video_processor):
+        proc.min_pixels, proc.max_pixels = lo, hi
+        proc.size = {"shortest_edge": lo, "longest_edge": hi}
+
+
 def build_tiny_processor(preset: TinyPreset, image_size: int, min_image_size: int) -> Qwen2_5_VLProcessor:
     """The real Qwen2.5-VL processor around the project's tokenizer, capped at image_size**2 pixels."""
     tokenizer = train_tokenizer(vocab_size=preset.bpe_vocab_size)
@@ -185,10 +194,7 @@ def _load_checkpoint(cfg: BackboneConfig, rt: Runtime):
     kwargs = dict(dtype=rt.dtype, attn_implementation=rt.attn_implementation, trust_remote_code=False)
     try:
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(target, **kwargs)
-        proc_kwargs = {}
-        if cfg.image_size:
-            proc_kwargs = {"min_pixels": cfg.min_image_size**2, "max_pixels": cfg.image_size**2}
-        processor = AutoProcessor.from_pretrained(target, trust_remote_code=False, **proc_kwargs)
+        processor = AutoProcessor.from_pretrained(target, trust_remote_code=False)
     except OSError as err:
         raise BackboneError(
             f"could not load backbone {target!r} (a hub id? this needs network access or a warm HF cache; "
@@ -197,9 +203,7 @@ def _load_checkpoint(cfg: BackboneConfig, rt: Runtime):
     if not isinstance(processor, Qwen2_5_VLProcessor):
         raise BackboneError(f"{target!r} holds a {type(processor).__name__}, expected a Qwen2_5_VLProcessor")
     if cfg.image_size:
-        for proc in (processor.image_processor, processor.video_processor):
-            proc.min_pixels, proc.max_pixels = cfg.min_image_size**2, cfg.image_size**2
-            proc.size = {"shortest_edge": proc.min_pixels, "longest_edge": proc.max_pixels}
+        set_image_limits(processor, cfg.image_size, cfg.min_image_size)
     log.info("loaded backbone from %s", target)
     return model.to(rt.device), processor
 

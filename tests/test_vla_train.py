@@ -256,6 +256,29 @@ def test_init_from_starts_a_new_run_from_a_checkpoints_weights(dataset, tmp_path
         torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=k)
 
 
+def test_init_from_takes_this_runs_image_size(dataset, tmp_path):
+    """A resolution change between stages (the ViT's 2D rotary positions carry across sizes) is honoured, not
+    silently replaced by the checkpoint's size; the new checkpoint records and reloads the new size."""
+    first = Path(train(_train_cfg(dataset, tmp_path / "a", "steps=1", "save_every=1"))["checkpoint"])
+    larger = ["backbone.image_size=112", "backbone.min_image_size=112"]
+    run = train(_train_cfg(dataset, tmp_path / "b", "steps=1", "save_every=1", f"init_from={first}", *larger))
+    src, new = load_policy(first), load_policy(run["checkpoint"])
+    assert new.cfg.backbone.image_size == 112 and new.cfg.backbone.min_image_size == 112
+    obs = {
+        "pixels": {c: np.zeros((IMG, IMG, 3), np.uint8) for c in new.cfg.cameras},
+        "agent_pos": np.zeros(9, np.float32),
+        "instruction": "lift the red cube",
+    }
+
+    def image_tokens(policy) -> int:
+        ids = policy.processor(policy.processor.raw_from_env(obs))["input_ids"]
+        return int((ids == policy.backbone.config.image_token_id).sum())
+
+    cams = len(new.cfg.cameras)
+    assert image_tokens(src) == 4 * cams  # 64 px -> 56 px: 2 x 2 merged tokens per camera
+    assert image_tokens(new) == 16 * cams  # -> 112 px: 4 x 4
+
+
 def test_init_from_a_mismatched_checkpoint_is_a_clear_error(dataset, tmp_path):
     first = Path(train(_train_cfg(dataset, tmp_path / "a", "steps=1", "save_every=1"))["checkpoint"])
     with pytest.raises(CheckpointError, match="has head 'l1_chunk'; this run asks for 'flow_matching'"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -28,10 +29,12 @@ from safetensors.torch import load_file, save_file
 from envs.atomic import atomic_dir
 from envs.hydra_utils import to_config, to_yaml
 from spatial_backbone.config import BackboneConfig
+from spatial_backbone.factory import set_image_limits
 from vla.config import PolicyConfig
 from vla.normalize import Normalizer
 from vla.policy import SpatialVLAPolicy, base_state_dict
 
+log = logging.getLogger(__name__)
 REQUIRED = ("backbone/config.json", "head.safetensors", "policy.yaml", "stats.json", "features.json")
 POLICY_TYPE_FILE = "policy_type.txt"
 DEFAULT_POLICY_TYPE = "spatial_vla"
@@ -134,7 +137,9 @@ def init_policy_from(
 ) -> SpatialVLAPolicy:
     """A new policy (config `cfg`, normalization `stats` of the dataset it will train on) whose weights start
     from a spatial-vla checkpoint: fine-tuning a trained policy on new data (a curriculum stage, another task
-    mix). The backbone (architecture and weights) is the checkpoint's; the head is built from `cfg.head` and
+    mix). The backbone (architecture and weights) is the checkpoint's, its images resized to this run's
+    `backbone.image_size` / `min_image_size` (the ViT's rotary 2D positions carry across sizes; 0 keeps the
+    checkpoint's); the head is built from `cfg.head` and
     must match the checkpoint's parameter for parameter; the normalizers come from `stats`, not the
     checkpoint (usual practice when fine-tuning on a new dataset). Optimizer, schedule and step start fresh.
     """
@@ -146,7 +151,20 @@ def init_policy_from(
         raise CheckpointError(f"{where} has head {src.cfg.head.name!r}; this run asks for {cfg.head.name!r}")
     if src.cfg.lora.enabled or cfg.lora.enabled:
         raise CheckpointError(f"{where}: init_from does not combine with LoRA (policy.lora.enabled)")
-    cfg = dataclasses.replace(cfg, backbone=src.cfg.backbone)  # the checkpoint's backbone, by path
+    # the checkpoint's backbone (architecture and weights, by path); camera images at this run's size
+    bb = src.cfg.backbone
+    size = (cfg.backbone.image_size, cfg.backbone.min_image_size)
+    if cfg.backbone.image_size and size != (bb.image_size, bb.min_image_size):
+        set_image_limits(src.processor.hf, *size)
+        bb = dataclasses.replace(bb, image_size=size[0], min_image_size=size[1])
+        log.info(
+            "%s: images resized to backbone.image_size=%d, min_image_size=%d (checkpoint: %d, %d)",
+            where,
+            *size,
+            src.cfg.backbone.image_size,
+            src.cfg.backbone.min_image_size,
+        )
+    cfg = dataclasses.replace(cfg, backbone=bb)
     policy = SpatialVLAPolicy(cfg, stats, backbone=(src.backbone, src.processor.hf))
     # the backbone module is shared with `src`; copy the rest except the normalizers
     skip = ("backbone.", *(f"{n}." for n, m in policy.named_modules() if isinstance(m, Normalizer)))
