@@ -187,6 +187,40 @@ def test_pointer_token_cross_entropy_picks_the_token_nearest_the_target():
     assert TargetPointers.token_ce(right, coords, None) is None
 
 
+@pytest.mark.parametrize("pos_keys", [False, True])
+def test_pointer_position_keys_let_a_query_choose_a_token_by_where_it_is(pos_keys):
+    """Image tokens whose hidden states are all alike (no absolute position in Qwen2.5-VL's hidden states):
+    only position-aware keys can point at "the leftmost" or "the rightmost" token, as the query asks."""
+    from vla.features import BackboneFeatures
+    from vla.heads.grounding import TargetPointers
+
+    torch.manual_seed(0)
+    d, side = 16, 4
+    c = (torch.arange(side) + 0.5) / side * 2 - 1  # token centres in [-1, 1]
+    xy = torch.stack(torch.meshgrid(c, c, indexing="xy"), -1).reshape(1, -1, 2).expand(2, -1, -1)  # [2, S, 2]
+    coords = torch.cat([xy, torch.ones(2, side * side, 1)], -1)  # [2, S, 3]: one camera
+    feats = BackboneFeatures(
+        hidden_states=[torch.randn(1, 1, d).expand(2, side * side, d)],  # the same vector at every token
+        attention_mask=torch.ones(2, side * side),
+        query_start=side * side,
+        token_coords=coords,
+        image_mask=torch.ones(2, side * side, dtype=torch.bool),
+    )
+    q0 = torch.eye(2, d)  # two instructions: leftmost, rightmost
+    target = torch.tensor([[-0.75, 0.0], [0.75, 0.0]]).view(2, 1, 1, 2)  # [B, P=1, C=1, 2]
+    ptr = TargetPointers(d, 1, 1, 1, pos_keys=pos_keys)
+    opt = torch.optim.Adam(ptr.parameters(), lr=0.05)
+    for _ in range(150):
+        loss = TargetPointers.uv_loss(ptr(q0, feats)[0], target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    if pos_keys:
+        assert float(loss) < 0.15
+    else:  # uniform attention: the grid centre for both instructions, 0.75 from either target
+        assert float(loss) > 0.7
+
+
 def test_pointer_ce_adds_a_falling_term_to_the_loss():
     from envs.record import PRIVILEGED_KEY
     from envs.tasks.base import PRIVILEGED_NAMES

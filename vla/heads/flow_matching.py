@@ -45,6 +45,7 @@ class FlowMatchingHead(ActionHead):
         num_steps: int = 10,
         aux_weight: float = 1.0,
         pointer_ce: float = 0.0,
+        pointer_pos: bool = False,
     ):
         super().__init__()
         self.dims, self.num_steps, self.expert_dim, self.aux_weight = dims, num_steps, expert_dim, aux_weight
@@ -53,7 +54,11 @@ class FlowMatchingHead(ActionHead):
         self.mix = LayerMix(dims.num_layers_read, dims.hidden)
         self.ctx_proj = nn.Linear(dims.hidden, expert_dim)
         self.action_in = nn.Linear(dims.action_dim, expert_dim)
-        self.grounding = Grounding(dims, pointer_ce=pointer_ce) if dims.aux_dim and aux_weight > 0 else None
+        self.grounding = (
+            Grounding(dims, pointer_ce=pointer_ce, pointer_pos=pointer_pos)
+            if dims.aux_dim and aux_weight > 0
+            else None
+        )
         g_dim = self.grounding.out_dim if self.grounding else 0
         self.state_in = nn.Linear(dims.state_dim + g_dim, expert_dim)
         self.time_mlp = nn.Sequential(

@@ -44,6 +44,17 @@ class AuxTargets(nn.Module):
         return None if target is None else (pred - target).abs().mean()
 
 
+FOURIER_FREQS = (1.0, 2.0, 4.0)
+
+
+def fourier_xy(xy: torch.Tensor) -> torch.Tensor:
+    """Image coordinates in [-1, 1] -> (u, v) and their sines and cosines at `FOURIER_FREQS` half-turns:
+    [..., 2] -> [..., 2 + 4F]. A linear map of these can rise towards one side of the image ("the leftmost")
+    or peak around a point ("closest to"), as a function of the query."""
+    ang = torch.pi * xy[..., None, :] * xy.new_tensor(FOURIER_FREQS)[:, None]  # [..., F, 2]
+    return torch.cat([xy, ang.sin().flatten(-2), ang.cos().flatten(-2)], dim=-1)
+
+
 class TargetPointers(nn.Module):
     """Where the target and the goal are in each camera image: one query per point attends over that camera's
     image tokens; the attention-weighted token centres (spatial soft-argmax) are the answer, [B, P, C, 2].
@@ -52,23 +63,31 @@ class TargetPointers(nn.Module):
     out the object the instruction names -- a direct grounding signal, where a 3D regression from pooled
     features reaches the attention only through an MLP.
     q0 [B, D] (a query token's hidden state) -> [B, P, C, 2] in [-1, 1].
+
+    `pos_keys` adds each token's image position (Fourier features of its (u, v), `fourier_xy`) to its
+    key, as DETR adds spatial encodings to the keys of its decoder's cross-attention. Without it a pointer
+    chooses a token only by what its hidden state says: Qwen2.5-VL has no absolute position embedding (2D
+    rotary positions act inside attention only), so "the leftmost cube" must be read off content alone.
     """
 
-    def __init__(self, dim: int, n_layers: int, n_points: int, n_cameras: int):
+    def __init__(self, dim: int, n_layers: int, n_points: int, n_cameras: int, pos_keys: bool = False):
         super().__init__()
         self.p, self.c, self.dim = n_points, n_cameras, dim
         self.mix = LayerMix(n_layers, dim)
         self.q = nn.Linear(dim, n_points * dim)
         self.key = nn.Linear(dim, dim)
+        self.pos = nn.Linear(2 + 4 * len(FOURIER_FREQS), dim) if pos_keys else None
         self.out_dim = n_points * n_cameras * 2
 
     def forward(self, q0: torch.Tensor, feats) -> tuple[torch.Tensor, torch.Tensor]:
         """-> pointers [B, P, C, 2] and each camera's attention log-probabilities over tokens [B, P, C, S]."""
         b, d = q0.shape
         keys = self.key(self.mix(feats.hidden_states))  # [B, S, D]
+        xy = feats.token_coords[..., :2]  # [B, S, 2]
+        if self.pos is not None:
+            keys = keys + self.pos(fourier_xy(xy))  # [B, S, D]
         q = self.q(q0).view(b, self.p, d)  # [B, P, D]
         logits = q @ keys.transpose(1, 2) / d**0.5  # [B, P, S]
-        xy = feats.token_coords[..., :2]  # [B, S, 2]
         out, logps = [], []
         for c in range(self.c):
             on_cam = feats.image_mask & (feats.token_coords[..., 2 + c] > 0.5)  # [B, S]
@@ -113,11 +132,13 @@ class Grounding(nn.Module):
     """Pointers + 3D positions from one query state: q0 [B, D] (+ extra [B, E]) -> predictions and the flat
     features [B, out_dim] an action decoder reads. `loss` adds both terms where the batch has targets."""
 
-    def __init__(self, dims: HeadDims, extra_dim: int = 0, pointer_ce: float = 0.0):
+    def __init__(
+        self, dims: HeadDims, extra_dim: int = 0, pointer_ce: float = 0.0, pointer_pos: bool = False
+    ):
         super().__init__()
         self.pointer_ce = pointer_ce
         self.pointers = (
-            TargetPointers(dims.hidden, dims.num_layers_read, dims.aux_points, dims.n_cameras)
+            TargetPointers(dims.hidden, dims.num_layers_read, dims.aux_points, dims.n_cameras, pointer_pos)
             if dims.aux_points
             else None
         )

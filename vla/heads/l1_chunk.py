@@ -30,6 +30,7 @@ class L1ChunkHead(ActionHead):
         keypoints: int = 4,
         aux_weight: float = 1.0,
         pointer_ce: float = 0.0,
+        pointer_pos: bool = False,
     ):
         super().__init__()
         self.dims, self.aux_weight = dims, aux_weight
@@ -43,7 +44,9 @@ class L1ChunkHead(ActionHead):
             else None
         )
         kp_dim = self.keypoints.out_dim if self.keypoints else 0
-        self.grounding = Grounding(dims, kp_dim, pointer_ce) if dims.aux_dim and aux_weight > 0 else None
+        self.grounding = (
+            Grounding(dims, kp_dim, pointer_ce, pointer_pos) if dims.aux_dim and aux_weight > 0 else None
+        )
         g_dim = self.grounding.out_dim if self.grounding else 0
         self.mlp = nn.Sequential(
             nn.Linear(2 * dims.hidden + kp_dim + g_dim, mlp_hidden),
