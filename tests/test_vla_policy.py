@@ -283,3 +283,35 @@ def test_instruction_first_makes_image_features_depend_on_the_instruction(first,
     assert torch.equal(hidden[0], hidden[1]) != first  # causal LM: only text-first conditions the images
     loaded = load_policy(save_policy(policy, tmp_path / "ckpt"))
     assert loaded.processor.instruction_first == first
+
+
+def test_film_starts_as_identity_then_conditions_each_rows_images_on_its_own_instruction(tmp_path):
+    plain, film = _policy("l1_chunk").eval(), _policy("l1_chunk", film=True).eval()
+    film.backbone.load_state_dict(plain.backbone.state_dict())
+    film.head.load_state_dict(plain.head.state_dict())
+    obs = _obs(2)
+    torch.testing.assert_close(film.predict_action_chunk(obs), plain.predict_action_chunk(obs))  # zero init
+
+    torch.nn.init.normal_(film.film.out.weight, std=0.5)  # as if trained
+
+    def image_hidden(policy, instructions):  # [B, N_img, D] of the last layer at the image tokens
+        p = policy.processor
+        inputs = policy._to_device(p(p.raw_from_env(obs | {"instruction": instructions})))
+        feats = policy._features(inputs)
+        return torch.stack([feats.hidden_states[-1][i, feats.image_mask[i]] for i in range(2)])
+
+    a = image_hidden(film, ["pick up the cube", "touch the red ball"])
+    b = image_hidden(film, ["pick up the cube", "touch the blue ball"])
+    assert torch.equal(a[0], b[0])  # row 0's images follow row 0's instruction only
+    assert not torch.allclose(a[1], b[1], atol=1e-4)  # the image tokens (before any text) see the words
+    assert torch.equal(
+        image_hidden(plain, ["a", "touch the red ball"])[1],
+        image_hidden(plain, ["a", "touch the blue ball"])[1],
+    )  # without FiLM they cannot
+
+    loss, _ = film(_batch())
+    loss.backward()
+    assert film.film.out.weight.grad.abs().sum() > 0  # trained by the policy loss
+    loaded = load_policy(save_policy(film, tmp_path / "ckpt"))
+    assert loaded.cfg.film and torch.equal(loaded.film.out.weight, film.film.out.weight)
+    torch.testing.assert_close(loaded.predict_action_chunk(obs), film.predict_action_chunk(obs))

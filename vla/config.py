@@ -47,7 +47,9 @@ class PolicyConfig:
     instruction_first: put the prompt before the camera images instead of after them. The language model is
         causal, so only then can the image tokens attend to the instruction: their hidden states (which the
         head's pointers and keypoints read) become instruction-conditioned visual features, the attention
-        analogue of FiLM (DESIGN.md section 6, learning probe)."""
+        analogue of FiLM (DESIGN.md section 6, learning probe).
+    film: instruction-conditioned FiLM on the vision tower (`vla.film`, RT-1 style): the instruction scales
+        and shifts the visual features channel by channel before the language model sees them."""
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
@@ -57,6 +59,7 @@ class PolicyConfig:
     cameras: list[str] = field(default_factory=lambda: ["front", "wrist"])
     prompt: str = "What action should the robot take to {instruction}?"
     instruction_first: bool = False
+    film: bool = False
 
     def __post_init__(self):
         if self.chunk_size < 1:

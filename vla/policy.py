@@ -11,6 +11,7 @@ input embeddings; hidden states of the layers the head reads are passed on (`Bac
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
@@ -21,6 +22,7 @@ from spatial_backbone.factory import build_backbone
 from vla.action_queue import ActionQueue
 from vla.config import PolicyConfig
 from vla.features import BackboneFeatures, image_token_coords, select_layers
+from vla.film import VisionFiLM
 from vla.heads import HeadDims, build_head
 from vla.heads.action_tokens import ACTION_TOKENS
 from vla.normalize import feature_dim
@@ -64,6 +66,9 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
             aux_points=len(PRIVILEGED_POINTS) if PRIVILEGED_KEY in stats else 0,
         )
         self.head = build_head(cfg.head.name, dims, **cfg.head.kwargs)
+        self.film = (
+            VisionFiLM(model.model.visual, text_cfg.hidden_size, len(cfg.cameras)) if cfg.film else None
+        )
         self.uses_lm = getattr(self.head, "uses_lm", False)
         if self.uses_lm:
             tok = hf_processor.tokenizer
@@ -97,6 +102,14 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
         }
 
     # -- backbone --------------------------------------------------------------------------------
+    def _conditioned(self, inputs: dict):
+        """The vision tower modulated by the instruction (`policy.film`), or unchanged."""
+        if self.film is None:
+            return contextlib.nullcontext()
+        ids = inputs["instruction_ids"]  # [B, L]
+        embeds = self.backbone.get_input_embeddings()(ids)  # [B, L, D]
+        return self.film.conditioned(embeds, inputs["instruction_mask"], inputs["image_grid_thw"])
+
     def _features(self, inputs: dict) -> BackboneFeatures:
         ids, mask = inputs["input_ids"], inputs["attention_mask"]  # [B, S]
         b = ids.shape[0]
@@ -110,16 +123,17 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
             embeds = torch.cat([embeds, q.to(embeds.dtype)], dim=1)
             mask = torch.cat([mask, torch.ones_like(pad_ids)], dim=1)
             mm = torch.cat([mm, torch.zeros_like(pad_ids)], dim=1)
-        out = self.backbone.model(
-            input_ids=ids,
-            inputs_embeds=embeds,
-            attention_mask=mask,
-            mm_token_type_ids=mm,
-            pixel_values=inputs["pixel_values"],
-            image_grid_thw=inputs["image_grid_thw"],
-            output_hidden_states=True,
-            use_cache=False,
-        )
+        with self._conditioned(inputs):
+            out = self.backbone.model(
+                input_ids=ids,
+                inputs_embeds=embeds,
+                attention_mask=mask,
+                mm_token_type_ids=mm,
+                pixel_values=inputs["pixel_values"],
+                image_grid_thw=inputs["image_grid_thw"],
+                output_hidden_states=True,
+                use_cache=False,
+            )
         self.backbone.model.rope_deltas = None  # positions are recomputed for every new batch
         hs = [out.hidden_states[i].float() for i in self.layers]
         coords, img_mask = image_token_coords(
@@ -158,7 +172,8 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
             )
         if self.uses_lm:
             lm = self._lm_inputs(inputs, actions)
-            out = self.backbone(**lm, use_cache=False)
+            with self._conditioned(inputs):
+                out = self.backbone(**lm, use_cache=False)
             self.backbone.model.rope_deltas = None
             loss, metrics = self.head.lm_loss(out.logits, lm["input_ids"], is_pad)
         else:
@@ -178,7 +193,8 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
         RawObservation -> actions [B, H, A] in env units."""
         inputs = self._to_device(self.processor(raw))
         if self.uses_lm:
-            chunk = self.head.generate(self.backbone, self._lm_inputs(inputs, None))
+            with self._conditioned(inputs):
+                chunk = self.head.generate(self.backbone, self._lm_inputs(inputs, None))
             self.backbone.model.rope_deltas = None
         else:
             chunk = self.head.predict(self._features(inputs), inputs["state"])

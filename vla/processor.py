@@ -78,6 +78,9 @@ class VLAProcessor:
                 "with svla-record"
             )
         self._prompt_ids = lru_cache(maxsize=256)(self._build_prompt_ids)
+        self._instruction_ids = lru_cache(maxsize=256)(
+            lambda text: tuple(self.tok(text, add_special_tokens=False)["input_ids"])
+        )
 
     # -- adapters -------------------------------------------------------------------------------------------
     def raw_from_dataset(self, batch: dict) -> RawObservation:
@@ -160,12 +163,21 @@ class VLAProcessor:
             input_ids[i, length - len(r) :] = torch.tensor(r)
             attention_mask[i, length - len(r) :] = 1
         mm = (input_ids == self.hf.image_token_id).long()
+        # the instruction alone, right padded: what `policy.film` conditions the vision tower on
+        words = [self._instruction_ids(s) or (pad,) for s in raw.instructions]
+        instruction_ids = torch.full((b, max(len(w) for w in words)), pad, dtype=torch.long)
+        instruction_mask = torch.zeros_like(instruction_ids)
+        for i, w in enumerate(words):
+            instruction_ids[i, : len(w)] = torch.tensor(w)
+            instruction_mask[i, : len(w)] = 1
         out = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "mm_token_type_ids": mm,
             "pixel_values": pixel_values,
             "image_grid_thw": image_grid_thw,
+            "instruction_ids": instruction_ids,
+            "instruction_mask": instruction_mask,
             "state": self.state_norm(raw.state.float()),
         }
         if raw.actions is not None:
