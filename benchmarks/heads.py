@@ -1,6 +1,10 @@
 """Time per action of each action head at H=8 on the same tiny backbone (batch 1, two 112x112 cameras), and
 the speed-up of the parallel heads over token-by-token `action_tokens` decoding. One run, medians, ratios.
 
+The heads are timed interleaved (every repetition times each head once on the same observation, in rotating
+order), so a burst of load on this shared machine hits all heads alike instead of biasing whichever head was
+being timed; the speed-up is the median of the per-repetition ratios.
+
     .venv/bin/python benchmarks/heads.py [--reps 30] [--chunk 8]
 """
 
@@ -36,20 +40,26 @@ def _obs(rng):
     }
 
 
-def time_per_action(head: str, chunk: int, reps: int) -> float:
+def _policy(head: str, chunk: int) -> SpatialVLAPolicy:
     torch.manual_seed(0)
-    policy = SpatialVLAPolicy(
-        PolicyConfig(head=HeadConfig(name=head), chunk_size=chunk, n_action_steps=chunk), STATS
-    ).eval()
+    cfg = PolicyConfig(head=HeadConfig(name=head), chunk_size=chunk, n_action_steps=chunk)
+    return SpatialVLAPolicy(cfg, STATS).eval()
+
+
+def times_per_action(heads: list[str], chunk: int, reps: int, warmup: int = 3) -> dict[str, list[float]]:
+    """Seconds per action of each head, one value per repetition, timed interleaved."""
+    policies = {h: _policy(h, chunk) for h in heads}
     rng = np.random.default_rng(0)
-    times = []
-    for i in range(reps + 3):
+    times: dict[str, list[float]] = {h: [] for h in heads}
+    for i in range(reps + warmup):
         obs = _obs(rng)
-        t = time.perf_counter()
-        policy.predict_action_chunk(obs)
-        if i >= 3:
-            times.append(time.perf_counter() - t)
-    return statistics.median(times) / chunk
+        for j in range(len(heads)):
+            h = heads[(i + j) % len(heads)]  # rotate which head goes first
+            t = time.perf_counter()
+            policies[h].predict_action_chunk(obs)
+            if i >= warmup:
+                times[h].append((time.perf_counter() - t) / chunk)
+    return times
 
 
 def main() -> None:
@@ -57,14 +67,20 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=30)
     p.add_argument("--chunk", type=int, default=8)
     args = p.parse_args()
-    rows = {h: time_per_action(h, args.chunk, args.reps) for h in sorted(HEADS)}
-    print(f"H={args.chunk}, A={A}, batch 1, tiny_1m, threads={torch.get_num_threads()}")
+    times = times_per_action(sorted(HEADS), args.chunk, args.reps)
+    print(f"H={args.chunk}, A={A}, batch 1, tiny_1m, threads={torch.get_num_threads()}, {args.reps} reps")
     print(f"{'head':<15}{'ms / action':>12}{'ms / chunk':>12}")
-    for h, t in rows.items():
+    for h, ts in times.items():
+        t = statistics.median(ts)
         print(f"{h:<15}{t * 1e3:>12.2f}{t * args.chunk * 1e3:>12.1f}")
-    base = rows["action_tokens"]
+    base = times["action_tokens"]
     for h in ("l1_chunk", "flow_matching"):
-        print(f"speed-up {h} over action_tokens: x{base / rows[h]:.1f} per action")
+        ratios = sorted(b / t for b, t in zip(base, times[h], strict=True))
+        q = len(ratios) // 4
+        print(
+            f"speed-up {h} over action_tokens: x{statistics.median(ratios):.1f} per action "
+            f"(median of per-repetition ratios; quartiles x{ratios[q]:.1f}-x{ratios[-q - 1]:.1f})"
+        )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Design decisions:
 - Experts run in a `gymnasium.vector.AsyncVectorEnv` (`num_envs` workers, autoreset disabled). Every env is
   wrapped so that `info["expert_action"]` holds the expert's next action; the loop feeds it back as the
   action. Episodes end at the first step with `info["is_success"]` (kept) or at termination / the TimeLimit
-  (dropped).
+  (dropped; `keep_truncated=true` keeps TimeLimit ends: with a short `env.max_episode_steps` that records the
+  first steps of many scenes, cheap scene diversity for co-training grounding).
 - Seeds: the k-th launched episode uses `seed + k`. Finished episodes are released in seed order, so the
   dataset holds exactly the first `episodes` successful seeds whatever `num_envs` is (idle workers start the
   next seeds speculatively; those are logged as `aborted`). Finished episodes are handed out between
@@ -180,6 +181,8 @@ class RecordConfig:
         video_codec: lerobot `RGBEncoderConfig.vcodec` (`libsvtav1` = lerobot's AV1 default, `h264`, ...).
         video_crf: encoder quality (lower = better, bigger files); lerobot's default is 30.
         mp_context: multiprocessing start method of the workers (`spawn`, `forkserver`, `fork`).
+        keep_truncated: also write episodes the TimeLimit (`env.max_episode_steps`) cut short, as expert
+            prefixes; they count as written episodes (outcome `truncated`). Terminated failures stay dropped.
         progress: show a progress bar.
     """
 
@@ -194,6 +197,7 @@ class RecordConfig:
     video_codec: str = "libsvtav1"
     video_crf: int = 30
     mp_context: str = "spawn"
+    keep_truncated: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -279,6 +283,7 @@ class Episode:
 
     seed: int
     success: bool = False
+    truncated: bool = False  # ended by the TimeLimit, not by success or termination
     task: str = ""
     images: dict[str, list[np.ndarray]] = field(default_factory=dict)  # cam -> T x [H, W, 3] uint8
     states: list[np.ndarray] = field(default_factory=list)  # T x [state_dim] float32
@@ -347,6 +352,7 @@ class ExpertPool:
                 if priv.shape[1]:
                     priv[i] = _info_at(infos, "privileged_state", i)
                 ep.success = bool(_info_at(infos, "is_success", i))
+                ep.truncated = bool(truncated[i]) and not ep.success and not terminated[i]
                 if ep.success or terminated[i] or truncated[i]:
                     finished[ep.seed], slots[i] = ep, None
                     actions[i] = 0.0  # an idle worker (no seed left) is stepped with a zero action
@@ -593,8 +599,11 @@ def record(cfg: RecordConfig, on_episode: Callable[[int, Episode], None] | None 
     return RecordingSummary(root, cfg.dataset_repo_id, episodes, frames, n_launched, info["seconds"], info)
 
 
+WRITTEN = ("success", "truncated")  # outcomes of the episodes a dataset holds
+
+
 def _n_written(outcomes: dict[int, tuple[str, int]]) -> int:
-    return sum(outcome == "success" for outcome, _ in outcomes.values())
+    return sum(outcome in WRITTEN for outcome, _ in outcomes.values())
 
 
 def _collect(
@@ -614,8 +623,10 @@ def _collect(
     with tqdm(total=cfg.episodes, desc=f"record {task_id}", unit="ep", disable=not cfg.progress) as bar:
         for ep in pool.episodes(cfg.seed, cfg.attempt_cap):
             # lerobot cannot compute statistics of a 1-frame episode; such a "success" also teaches nothing
-            ok = ep.success and len(ep) >= MIN_EPISODE_FRAMES
-            outcomes[ep.seed] = ("success" if ok else "too_short" if ep.success else "failure", len(ep))
+            kept = ep.success or (cfg.keep_truncated and ep.truncated)
+            ok = kept and len(ep) >= MIN_EPISODE_FRAMES
+            outcome = ("success" if ep.success else "truncated") if ok else "too_short" if kept else "failure"
+            outcomes[ep.seed] = (outcome, len(ep))
             if ok:
                 _write_episode(dataset, ep)
                 if on_episode is not None:
@@ -653,7 +664,8 @@ def _recording_info(
     task: exactly that task's); `per_task` has each task's expert success rate."""
     written, attempts, per_task = [], [], {}
     for task_id, task_outcomes in outcomes.items():
-        ok = [(seed, steps) for seed, (outcome, steps) in task_outcomes.items() if outcome == "success"]
+        ok = [(seed, steps) for seed, (outcome, steps) in task_outcomes.items() if outcome in WRITTEN]
+        successes = sum(outcome == "success" for outcome, _ in task_outcomes.values())
         written += ok
         for seed in launched[task_id]:
             outcome, steps = task_outcomes.get(seed, ("aborted", 0))
@@ -661,10 +673,11 @@ def _recording_info(
         per_task[task_id] = {
             "episodes": len(ok),
             "finished_attempts": len(task_outcomes),
-            "expert_success_rate": len(ok) / max(len(task_outcomes), 1),
+            "expert_success_rate": successes / max(len(task_outcomes), 1),
             "mean_length": float(np.mean([steps for _, steps in ok])) if ok else 0.0,
         }
     n_finished = sum(len(o) for o in outcomes.values())
+    n_success = sum(o == "success" for task in outcomes.values() for o, _ in task.values())
     all_launched = [seed for seeds in launched.values() for seed in seeds]
     return {
         "format_version": 1,
@@ -672,7 +685,8 @@ def _recording_info(
         "episode_lengths": [steps for _, steps in written],
         "attempts": attempts,
         "seed_range": [cfg.seed, max(all_launched) + 1],
-        "expert_success_rate": len(written) / n_finished,  # over the seed prefix that made the dataset
+        # over the seed prefix that made the dataset; truncated prefixes are not successes
+        "expert_success_rate": n_success / n_finished,
         "per_task": per_task,
         "fps": cfg.fps,
         "env": dataclasses.asdict(cfg.env),

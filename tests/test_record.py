@@ -149,6 +149,29 @@ def test_failing_expert_hits_the_attempt_cap_and_leaves_nothing(tmp_path):
     assert not root.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_keep_truncated_writes_the_expert_prefix_of_every_scene(tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    cut = _cfg("reach", tmp_path / "cut", "keep_truncated=true", "env.max_episode_steps=3")
+    full = _cfg("reach", tmp_path / "full")
+    record(cut), record(full)
+    info, full_info = load_recording_info(cut.dataset_root), load_recording_info(full.dataset_root)
+    assert info["seeds"] == full_info["seeds"] == [0, 1] and info["episode_lengths"] == [3, 3]
+    assert [a["outcome"] for a in info["attempts"] if a["seed"] in info["seeds"]] == ["truncated"] * 2
+    assert info["expert_success_rate"] == 0.0  # prefixes are kept, not counted as expert successes
+    a, b = (
+        LeRobotDataset(cut.dataset_repo_id, root=cut.dataset_root),
+        LeRobotDataset(full.dataset_repo_id, root=full.dataset_root),
+    )
+    starts = [0, full_info["episode_lengths"][0]]
+    for e in range(2):
+        for t in range(3):  # the same frames as the first three of the full expert episode
+            x, y = a[3 * e + t], b[starts[e] + t]
+            assert x["task"] == y["task"]
+            for key in ("observation.state", "action", PRIVILEGED_KEY):
+                np.testing.assert_array_equal(x[key].numpy(), y[key].numpy())
+
+
 def _staging(root: Path) -> list[Path]:
     return sorted(root.parent.glob(f".{root.name}.staging-*"))
 
