@@ -5,7 +5,9 @@ For each task of a merged suite dataset (`svla-merge` keeps the sources in order
 task's episodes, in eval mode: `l1` (action chunk, normalized units), `uv_l1` (where the pointers say the
 target and goal are, image coordinates in [-1, 1]; 0.1 = 5% of the image width) and `aux_l1` (3D target/goal,
 normalized). On the training dataset the numbers measure fit: a task with a high `uv_l1` has not learned which
-object its words name. To measure generalization, merge recordings the checkpoint never saw (other recording
+object its words name; `uv_const` is the error of the best constant guess (each point's and camera's median
+(u, v) over the probed frames of that task), the floor a policy that ignores the image would reach. To measure
+generalization, merge recordings the checkpoint never saw (other recording
 seeds, `svla-record seed=...`) into a suite and probe that: each source is reported on its own row.
 
     .venv/bin/python benchmarks/grounding_probe.py --dataset /work/runs/datasets/suite1700 \
@@ -38,20 +40,35 @@ def task_frames(root: Path, frames: int, seed: int) -> dict[str, list[int]]:
     return out
 
 
+def constant_uv_error(uv: torch.Tensor) -> float:
+    """uv [N, P, C, 2] targets -> L1 of predicting each (point, camera)'s median in-view (u, v)."""
+    from vla.heads.grounding import TargetPointers
+
+    seen = (uv.abs() <= 1.0).all(-1, keepdim=True)  # [N, P, C, 1]
+    med = torch.where(seen, uv, torch.nan).nanmedian(dim=0).values.nan_to_num(0.0)  # [P, C, 2]
+    return float(TargetPointers.uv_loss(med.expand_as(uv), uv))
+
+
 @torch.no_grad()
 def probe(ckpt: str, dataset, frames: dict[str, list[int]], batch: int) -> dict[str, dict[str, float]]:
+    from envs.record import PRIVILEGED_KEY
     from vla.checkpoint import load_policy
 
     policy = load_policy(ckpt).eval()
     rows = {}
     for task, idx in frames.items():
         sums: dict[str, float] = {}
+        uvs = []
         for i in range(0, len(idx), batch):
             b = default_collate([dataset[j] for j in idx[i : i + batch]])
             _, metrics = policy(b)
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx[i : i + batch])
+            if PRIVILEGED_KEY in b:
+                uvs.append(policy.processor.aux_targets(b[PRIVILEGED_KEY].float())["uv"])
         rows[task] = {k: v / len(idx) for k, v in sums.items()}
+        if uvs:
+            rows[task]["uv_const"] = constant_uv_error(torch.cat(uvs))
     return rows
 
 
@@ -74,7 +91,7 @@ def main() -> None:
     chunk = json.loads((Path(args.checkpoint[0]) / "features.json").read_text())["chunk_size"]
     dataset = open_dataset(DatasetConfig(repo_id=args.repo_id or f"local/{root.name}", root=str(root)), chunk)
     frames = task_frames(root, args.frames, args.seed)
-    keys = ("l1", "uv_l1", "aux_l1")
+    keys = ("l1", "uv_l1", "uv_const", "aux_l1")
     print(f"{'checkpoint':60s} {'task':14s} " + " ".join(f"{k:>8s}" for k in keys))
     for ckpt in args.checkpoint:
         for task, m in probe(ckpt, dataset, frames, args.batch).items():
