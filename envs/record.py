@@ -662,11 +662,11 @@ def _recording_info(
 ) -> dict[str, Any]:
     """Flat fields (`seeds`, `episode_lengths`, `attempts`, ...) run over all tasks in dataset order (for one
     task: exactly that task's); `per_task` has each task's expert success rate."""
-    written, attempts, per_task = [], [], {}
+    written, attempts, per_task, n_success = [], [], {}, 0
     for task_id, task_outcomes in outcomes.items():
         ok = [(seed, steps) for seed, (outcome, steps) in task_outcomes.items() if outcome in WRITTEN]
         successes = sum(outcome == "success" for outcome, _ in task_outcomes.values())
-        written += ok
+        written, n_success = written + ok, n_success + successes
         for seed in launched[task_id]:
             outcome, steps = task_outcomes.get(seed, ("aborted", 0))
             attempts.append({"seed": seed, "outcome": outcome, "steps": steps, "task": task_id})
@@ -677,7 +677,6 @@ def _recording_info(
             "mean_length": float(np.mean([steps for _, steps in ok])) if ok else 0.0,
         }
     n_finished = sum(len(o) for o in outcomes.values())
-    n_success = sum(o == "success" for task in outcomes.values() for o, _ in task.values())
     all_launched = [seed for seeds in launched.values() for seed in seeds]
     return {
         "format_version": 1,

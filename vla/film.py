@@ -11,10 +11,9 @@ backbone's features are unchanged.
 
 The instruction encoder reads the backbone's own token embeddings (no second vocabulary): a projection,
 learned positions, one pre-norm transformer layer (word order matters: "the cube left of the ball") and a
-masked mean.
-FiLM parameters are constant over an image, so Qwen2.5-VL's window reordering of patches inside an image does
-not matter; images are ordered camera-major inside each row (`VLAProcessor`), so image i belongs to row
-i // n_cameras.
+masked mean. FiLM parameters are constant over an image, so Qwen2.5-VL's window reordering of patches inside
+an image does not matter; images are ordered camera-major inside each row (`VLAProcessor`), so image i
+belongs to row i // n_cameras.
 """
 
 from __future__ import annotations
