@@ -234,6 +234,18 @@ class Robot:
         finger = FINGER_MAX + g * (FINGER_CLOSED_TARGET - FINGER_MAX)
         self.data.ctrl[self._act] = [*self.target, finger, finger]
 
+    def pad_contacts(self) -> set[int]:
+        """Ids of the geoms that either finger pad is in contact with now."""
+        pads, out = set(self.finger_geoms), set()
+        for i in range(self.data.ncon):
+            c = self.data.contact[i]
+            g1, g2 = int(c.geom1), int(c.geom2)
+            if g1 in pads:
+                out.add(g2)
+            if g2 in pads:
+                out.add(g1)
+        return out
+
     def touching(self, geom_ids: set[int] | frozenset[int]) -> tuple[bool, bool]:
         """Whether the (left, right) finger pads are in contact with any geom in `geom_ids`."""
         left = right = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import gymnasium as gym
@@ -13,7 +14,7 @@ import envs
 from envs.experts import make_expert
 from envs.hydra_utils import to_config
 from envs.robot import STATE_DIM
-from envs.scene import SceneSpec, object_spec
+from envs.scene import SHAPES, SceneSpec, object_spec
 from envs.tasks import TASKS
 from envs.tasks.config import EnvConfig, TaskConfig
 from envs.tasks.language import CHARSET, refer
@@ -187,3 +188,33 @@ def test_headless_env_has_no_pixels():
     obs, _ = env.reset(seed=0)
     assert "pixels" not in obs and env.observation_space.contains(obs)
     env.close()
+
+
+def test_info_names_the_role_of_the_touched_and_the_nearest_object():
+    """Grasp a wrong object with the expert (pointed at it), then ask the env about the real episode: the pads
+    touch an "other" object and the gripper is nearest it; the same run on the named object says "target"."""
+    env = envs.make("svla/PickPlace-v0", cameras=())
+    u = env.unwrapped
+    try:
+        for wrong in (False, True):
+            _, info = env.reset(seed=5)
+            assert info["touched"] == "" and info["nearest"] in ("target", "other")
+            episode = u.episode
+            movable = [o.name for o in episode.spec.objects if SHAPES[o.shape].movable]
+            others = [n for n in movable if n != episode.target]
+            if wrong:  # the expert reads `episode.target`: point it at another object
+                u.episode = dataclasses.replace(episode, target=others[0])
+            expert, touched = make_expert(env), []
+            for _ in range(40):
+                action = expert.act(env)
+                aimed, u.episode = u.episode, episode  # the env reports roles of the real episode
+                _, _, term, trunc, info = env.step(action)
+                u.episode = aimed
+                touched.append(info["touched"])
+                if term or trunc or (u.robot.ee_pos[2] > 0.12 and touched[-1]):
+                    break
+            expected = "other" if wrong else "target"
+            assert next(t for t in touched if t) == expected, touched
+            assert info["nearest"] == expected
+    finally:
+        env.close()

@@ -17,7 +17,7 @@ from envs.hydra_utils import compose
 from envs.record import load_recording_info
 from vla.checkpoint import CheckpointError, load_policy
 from vla.data import DatasetError, open_dataset
-from vla.evaluate import EvalConfig, evaluate
+from vla.evaluate import EvalConfig, evaluate, rollout_diagnostics
 from vla.stats import wilson_interval
 from vla.train import NonFiniteLossError, train
 from vla.train_config import DatasetConfig, TrainConfig
@@ -163,6 +163,11 @@ def test_eval_writes_results_manifest_and_videos(dataset, tmp_path):
     assert len(m["checkpoint_sha256"]) == 64 and m["dataset"] == str(dataset.resolve())
     assert "commit" in m["git"] and m["versions"]["torch"]
     assert len(r["videos"]) == 1 and Path(r["videos"][0]).stat().st_size > 1000
+    for rec in saved["records"]:  # the suite's rollout diagnostics, per episode and summed up
+        assert rec["first_touch"] in ("target", "reference", "other", "none")
+        assert rec["final_nearest"] in ("target", "reference", "other")
+    d = saved["diagnostics"]
+    assert d["failures"] == 3 - saved["successes"] and sum(d["first_touch_all"].values()) == pytest.approx(1)
     import av
 
     with av.open(r["videos"][0]) as c:
@@ -200,6 +205,23 @@ def test_eval_writes_results_manifest_and_videos(dataset, tmp_path):
                 schema=EvalConfig,
             )
         )
+
+
+def test_rollout_diagnostics_split_failures_by_the_object_they_went_for():
+    records = [
+        {"success": True, "first_touch": "target", "final_nearest": "target"},
+        {"success": False, "first_touch": "other", "final_nearest": "other"},
+        {"success": False, "first_touch": "other", "final_nearest": "target"},
+        {"success": False, "first_touch": "none", "final_nearest": "target"},
+    ]
+    d = rollout_diagnostics(records)
+    assert d["failures"] == 3
+    assert d["first_touch_all"] == {"target": 0.25, "reference": 0.0, "other": 0.5, "none": 0.25}
+    assert d["first_touch_failed"] == pytest.approx(
+        {"target": 0, "reference": 0, "other": 2 / 3, "none": 1 / 3}
+    )
+    assert d["final_nearest_failed"] == pytest.approx({"target": 2 / 3, "reference": 0, "other": 1 / 3})
+    assert sum(d["final_nearest_all"].values()) == pytest.approx(1)
 
 
 def test_wilson_interval_known_values():

@@ -22,29 +22,34 @@ def _pct(rate: float) -> str:
 def results_table(r: dict, title: str) -> Table:
     """The printed summary of a `results.json` dict (one task or a suite)."""
     table = Table(title=title)
+    rows = list(r["tasks"].values()) if "suite" in r else [r]
+    diag = any("diagnostics" in t for t in rows)
     for col in ("task", "episodes", "success", "Wilson 95%", "mean length"):
         table.add_column(col)
-    for t in r["tasks"].values() if "suite" in r else [r]:
+    if diag:
+        table.add_column("failed: touched first\ntarget/ref/other/none")
+    for t in rows:
         lo, hi = t["wilson95"]
-        table.add_row(
-            t["task"],
-            str(t["episodes"]),
-            _pct(t["success_rate"]),
-            f"[{lo:.1%}, {hi:.1%}]",
-            f"{t['mean_length']:.1f}",
-        )
+        cells = [t["task"], str(t["episodes"]), _pct(t["success_rate"]), f"[{lo:.1%}, {hi:.1%}]"]
+        cells.append(f"{t['mean_length']:.1f}")
+        if diag:
+            d = t.get("diagnostics", {}).get("first_touch_failed")
+            cells.append(
+                "/".join(f"{v:.0%}" for v in d.values()) if d and t["diagnostics"]["failures"] else ""
+            )
+        table.add_row(*cells)
     if "suite" in r:
         table.add_section()
         for name, b in r["buckets"].items():
             lo, hi = b["wilson95"]
             label = f"bucket {name} ({len(b['tasks'])} tasks)"
-            table.add_row(label, str(b["episodes"]), _pct(b["success_rate"]), f"[{lo:.1%}, {hi:.1%}]", "")
+            table.add_row(label, str(b["episodes"]), _pct(b["success_rate"]), f"[{lo:.1%}, {hi:.1%}]")
         table.add_section()
         n_buckets = len(r["buckets"])
-        table.add_row(f"average of {n_buckets} buckets", str(r["episodes"]), _pct(r["average"]), "", "")
+        table.add_row(f"average of {n_buckets} buckets", str(r["episodes"]), _pct(r["average"]))
         lo, hi = r["wilson95"]
         table.add_row(
-            "all episodes (pooled)", str(r["episodes"]), _pct(r["success_rate"]), f"[{lo:.1%}, {hi:.1%}]", ""
+            "all episodes (pooled)", str(r["episodes"]), _pct(r["success_rate"]), f"[{lo:.1%}, {hi:.1%}]"
         )
     return table
 

@@ -185,7 +185,25 @@ def _evaluate_task(
         "mean_length": float(np.mean([r["length"] for r in records])),
         "records": records,
         "videos": videos,
+        **({"diagnostics": rollout_diagnostics(records)} if records and "first_touch" in records[0] else {}),
     }
+
+
+def rollout_diagnostics(records: list[dict]) -> dict:
+    """Why episodes failed, from the suite's per-episode roles: the fraction of all episodes and of the failed
+    ones whose first touched object was the instruction's target / its reference / another object / nothing,
+    and whose gripper ended nearest the target or another object. A high `other` share among failures means
+    the policy acts well but on the wrong object (grounding); `target` means it found the object and fumbled
+    the motion."""
+    failed = [r for r in records if not r["success"]]
+    out: dict = {"failures": len(failed)}
+    for key, roles in (
+        ("first_touch", ("target", "reference", "other", "none")),
+        ("final_nearest", ("target", "reference", "other")),
+    ):
+        for name, rows in (("all", records), ("failed", failed)):
+            out[f"{key}_{name}"] = {r: sum(x[key] == r for x in rows) / max(1, len(rows)) for r in roles}
+    return out
 
 
 def summarize_suite(per_task: dict[str, dict], bucket_of: Callable[[str], str]) -> dict:
@@ -241,6 +259,8 @@ def _run_wave(
     cam = env_cfg.cameras[0]  # videos show the first camera
     record_video = [wave * n + i < n_videos for i in range(n)]
     frames = [[obs["pixels"][cam][i]] if record_video[i] else [] for i in range(n)]
+    first_touch: list[str | None] = [None] * n  # role of the first object a finger pad touched
+    nearest: list[str | None] = [None] * n  # role of the object nearest the gripper at the last step
     while not done.all():
         action = policy.select_action(obs)  # [N, A]
         obs, _, term, trunc, info = venv.step(np.asarray(action, dtype=np.float32))
@@ -250,12 +270,18 @@ def _run_wave(
                 continue
             length[i] += 1
             success[i] |= bool(is_succ[i])
+            if "touched" in info and info["touched"][i] and first_touch[i] is None:
+                first_touch[i] = str(info["touched"][i])
+            if "nearest" in info:
+                nearest[i] = str(info["nearest"][i])
             if record_video[i]:
                 frames[i].append(obs["pixels"][cam][i])
             done[i] = bool(term[i] or trunc[i])
     rows = []
     for i in range(n):
         rows.append({"seed": int(seeds[i]), "success": bool(success[i]), "length": int(length[i])})
+        if nearest[i] is not None:  # our suite reports these (`info["touched"]`, `info["nearest"]`)
+            rows[-1].update(first_touch=first_touch[i] or "none", final_nearest=nearest[i])
         if record_video[i]:
             path = write_mp4(
                 frames[i],

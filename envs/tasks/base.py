@@ -5,6 +5,9 @@ Design decisions:
   and the names/goal the instruction refers to) and `evaluate() -> (reward components, success)`. The base
   class does everything else: building the `Scene` each reset, control, substepping, observations, safety
   checks.
+- `info["touched"]` / `info["nearest"]`: the role ("target", "reference", "other"; "" = nothing touched) of
+  the object the finger pads touch and of the movable object nearest the gripper: what the rollout
+  diagnostics of `svla-eval` count (did a failed episode go for the named object or a wrong one?).
 - Randomness only from `self.np_random` (seeded by `reset(seed=...)`); rendering and physics are
   deterministic, so the same seed gives identical observations.
 - Observation (a contract with the recorder and the policies): `{"pixels": {cam: uint8 (H, W, 3) for cam in
@@ -32,7 +35,7 @@ import mujoco
 import numpy as np
 
 from envs.robot import ACTION_DIM, STATE_DIM, Robot, RobotConfig
-from envs.scene import DEFAULT_FRONT_EYE, DEFAULT_FRONT_TARGET, Scene, SceneSpec, jitter_camera
+from envs.scene import DEFAULT_FRONT_EYE, DEFAULT_FRONT_TARGET, SHAPES, Scene, SceneSpec, jitter_camera
 from envs.tasks.config import TaskConfig
 from envs.tasks.language import CHARSET, MAX_INSTRUCTION_LENGTH
 from envs.tasks.sampling import retry
@@ -237,7 +240,34 @@ class TaskEnv(gym.Env):
             "reward_components": dict(components or {}),
             "task": self.task_name,
             "privileged_state": self.privileged_state(),
+            "touched": self.touched_role(),
+            "nearest": self.nearest_role(),
         }
+
+    def role(self, name: str) -> str:
+        """What object `name` is to this episode: "target", "reference" or "other"."""
+        ep = self.episode
+        assert ep is not None
+        return "target" if name == ep.target else "reference" if name == ep.reference else "other"
+
+    def touched_role(self) -> str:
+        """The role of the object a finger pad touches now ("target" first, then "reference", "other"), or ""
+        when the pads touch no object: the rollout diagnostics use it to tell "went for a wrong object" from
+        "reached the named one and fumbled"."""
+        assert self.scene is not None and self.robot is not None
+        geoms = self.robot.pad_contacts()
+        objs = zip(self.scene.spec.objects, self.scene.object_geoms, strict=True)
+        roles = {self.role(o.name) for o, g in objs if g & geoms}
+        return next((r for r in ("target", "reference", "other") if r in roles), "")
+
+    def nearest_role(self) -> str:
+        """The role of the movable object whose centre is nearest the gripper now."""
+        assert self.scene is not None and self.robot is not None
+        objs = self.scene.spec.objects
+        movable = [i for i, o in enumerate(objs) if SHAPES[o.shape].movable]
+        pos = self.scene.data.xpos[self.scene.body_ids[movable]]  # [M, 3]
+        i = movable[int(np.argmin(np.linalg.norm(pos - self.robot.ee_pos, axis=1)))]
+        return self.role(objs[i].name)
 
     def privileged_state(self) -> np.ndarray:
         """Target position now, the goal point, and their image coordinates (`PRIVILEGED_NAMES`): (14,)."""
