@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from envs.hydra_utils import compose
 from envs.record import load_recording_info
+from envs.tasks.language import RELATIONS
 from vla.checkpoint import CheckpointError, load_policy
 from vla.data import DatasetError, open_dataset
 from vla.evaluate import EvalConfig, evaluate, rollout_diagnostics
@@ -166,7 +167,9 @@ def test_eval_writes_results_manifest_and_videos(dataset, tmp_path):
     for rec in saved["records"]:  # the suite's rollout diagnostics, per episode and summed up
         assert rec["first_touch"] in ("target", "reference", "other", "none")
         assert rec["final_nearest"] in ("target", "reference", "other")
+        assert rec["relation"] in (*RELATIONS, "color", "only")
     d = saved["diagnostics"]
+    assert sum(v["episodes"] for v in d["success_by_relation"].values()) == 3
     assert d["failures"] == 3 - saved["successes"] and sum(d["first_touch_all"].values()) == pytest.approx(1)
     import av
 
@@ -209,10 +212,10 @@ def test_eval_writes_results_manifest_and_videos(dataset, tmp_path):
 
 def test_rollout_diagnostics_split_failures_by_the_object_they_went_for():
     records = [
-        {"success": True, "first_touch": "target", "final_nearest": "target"},
-        {"success": False, "first_touch": "other", "final_nearest": "other"},
-        {"success": False, "first_touch": "other", "final_nearest": "target"},
-        {"success": False, "first_touch": "none", "final_nearest": "target"},
+        {"success": True, "first_touch": "target", "final_nearest": "target", "relation": "leftmost"},
+        {"success": False, "first_touch": "other", "final_nearest": "other", "relation": "leftmost"},
+        {"success": False, "first_touch": "other", "final_nearest": "target", "relation": "color"},
+        {"success": False, "first_touch": "none", "final_nearest": "target", "relation": "leftmost"},
     ]
     d = rollout_diagnostics(records)
     assert d["failures"] == 3
@@ -222,6 +225,8 @@ def test_rollout_diagnostics_split_failures_by_the_object_they_went_for():
     )
     assert d["final_nearest_failed"] == pytest.approx({"target": 2 / 3, "reference": 0, "other": 1 / 3})
     assert sum(d["final_nearest_all"].values()) == pytest.approx(1)
+    assert d["success_by_relation"]["leftmost"] == {"successes": 1, "episodes": 3, "success_rate": 1 / 3}
+    assert d["success_by_relation"]["color"]["success_rate"] == 0
 
 
 def test_wilson_interval_known_values():

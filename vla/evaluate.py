@@ -194,7 +194,8 @@ def rollout_diagnostics(records: list[dict]) -> dict:
     ones whose first touched object was the instruction's target / its reference / another object / nothing,
     and whose gripper ended nearest the target or another object. A high `other` share among failures means
     the policy acts well but on the wrong object (grounding); `target` means it found the object and fumbled
-    the motion."""
+    the motion. `success_by_relation`: success per way the instruction named the target ("leftmost",
+    "closest_to_anchor", "color", ...)."""
     failed = [r for r in records if not r["success"]]
     out: dict = {"failures": len(failed)}
     for key, roles in (
@@ -203,6 +204,14 @@ def rollout_diagnostics(records: list[dict]) -> dict:
     ):
         for name, rows in (("all", records), ("failed", failed)):
             out[f"{key}_{name}"] = {r: sum(x[key] == r for x in rows) / max(1, len(rows)) for r in roles}
+    by_rel: dict[str, list[int]] = {}
+    for r in records:
+        k = by_rel.setdefault(r.get("relation", ""), [0, 0])
+        k[0] += r["success"]
+        k[1] += 1
+    out["success_by_relation"] = {
+        rel: {"successes": k, "episodes": n, "success_rate": k / n} for rel, (k, n) in sorted(by_rel.items())
+    }
     return out
 
 
@@ -251,7 +260,7 @@ def _run_wave(
     video_dir: Path,
 ) -> list[dict]:
     n = len(seeds)
-    obs, _ = venv.reset(seed=seeds)
+    obs, reset_info = venv.reset(seed=seeds)
     policy.reset()
     done = np.zeros(n, dtype=bool)
     success = np.zeros(n, dtype=bool)
@@ -282,6 +291,7 @@ def _run_wave(
         rows.append({"seed": int(seeds[i]), "success": bool(success[i]), "length": int(length[i])})
         if nearest[i] is not None:  # our suite reports these (`info["touched"]`, `info["nearest"]`)
             rows[-1].update(first_touch=first_touch[i] or "none", final_nearest=nearest[i])
+            rows[-1]["relation"] = str(reset_info["relation"][i])
         if record_video[i]:
             path = write_mp4(
                 frames[i],

@@ -5,7 +5,9 @@ Design decisions:
   and the names/goal the instruction refers to) and `evaluate() -> (reward components, success)`. The base
   class does everything else: building the `Scene` each reset, control, substepping, observations, safety
   checks.
-- `info["touched"]` / `info["nearest"]`: the role ("target", "reference", "other"; "" = nothing touched) of
+- `info["relation"]`: how the instruction names the target (a key of `language.RELATIONS`, "color", or
+  "only" for a lone object).
+  `info["touched"]` / `info["nearest"]`: the role ("target", "reference", "other"; "" = nothing touched) of
   the object the finger pads touch and of the movable object nearest the gripper: what the rollout
   diagnostics of `svla-eval` count (did a failed episode go for the named object or a wrong one?).
 - Randomness only from `self.np_random` (seeded by `reset(seed=...)`); rendering and physics are
@@ -72,7 +74,8 @@ class Episode:
         target: name of the object the instruction is about (the one to touch / push / move / lift).
         reference: name of the second object (anchor, receptacle, base), if any.
         goal: a goal point in world coordinates (push / place / stack), if any.
-        relation: the relation used to name the target (a key of `language.RELATIONS`, or "color").
+        relation: the relation used to name the target (a key of `language.RELATIONS`, "color", or "only"
+            for a lone object).
         extra: task-specific details (e.g. the push direction).
     """
 
@@ -240,6 +243,7 @@ class TaskEnv(gym.Env):
             "reward_components": dict(components or {}),
             "task": self.task_name,
             "privileged_state": self.privileged_state(),
+            "relation": self.episode.relation,
             "touched": self.touched_role(),
             "nearest": self.nearest_role(),
         }
