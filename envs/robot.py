@@ -234,26 +234,21 @@ class Robot:
         finger = FINGER_MAX + g * (FINGER_CLOSED_TARGET - FINGER_MAX)
         self.data.ctrl[self._act] = [*self.target, finger, finger]
 
-    def pad_contacts(self) -> set[int]:
-        """Ids of the geoms that either finger pad is in contact with now."""
-        pads, out = set(self.finger_geoms), set()
+    def pad_contacts(self) -> tuple[set[int], set[int]]:
+        """Ids of the geoms the (left, right) finger pad is in contact with now."""
+        left: set[int] = set()
+        right: set[int] = set()
+        pad_l, pad_r = self.finger_geoms[0], self.finger_geoms[1]
         for i in range(self.data.ncon):
             c = self.data.contact[i]
-            g1, g2 = int(c.geom1), int(c.geom2)
-            if g1 in pads:
-                out.add(g2)
-            if g2 in pads:
-                out.add(g1)
-        return out
+            for g, other in ((int(c.geom1), int(c.geom2)), (int(c.geom2), int(c.geom1))):
+                if g == pad_l:
+                    left.add(other)
+                elif g == pad_r:
+                    right.add(other)
+        return left, right
 
     def touching(self, geom_ids: set[int] | frozenset[int]) -> tuple[bool, bool]:
         """Whether the (left, right) finger pads are in contact with any geom in `geom_ids`."""
-        left = right = False
-        for i in range(self.data.ncon):
-            c = self.data.contact[i]
-            pair = (int(c.geom1), int(c.geom2))
-            for g, other in (pair, pair[::-1]):
-                if other in geom_ids:
-                    left |= g == self.finger_geoms[0]
-                    right |= g == self.finger_geoms[1]
-        return left, right
+        left, right = self.pad_contacts()
+        return bool(left & geom_ids), bool(right & geom_ids)

@@ -30,8 +30,13 @@ def results_table(r: dict, title: str) -> Table:
         table.add_column("failed: touched first\ntarget/ref/other/none")
     for t in rows:
         lo, hi = t["wilson95"]
-        cells = [t["task"], str(t["episodes"]), _pct(t["success_rate"]), f"[{lo:.1%}, {hi:.1%}]"]
-        cells.append(f"{t['mean_length']:.1f}")
+        cells = [
+            t["task"],
+            str(t["episodes"]),
+            _pct(t["success_rate"]),
+            f"[{lo:.1%}, {hi:.1%}]",
+            f"{t['mean_length']:.1f}",
+        ]
         if diag:
             d = t.get("diagnostics", {}).get("first_touch_failed")
             cells.append(

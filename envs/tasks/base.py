@@ -259,7 +259,8 @@ class TaskEnv(gym.Env):
         when the pads touch no object: the rollout diagnostics use it to tell "went for a wrong object" from
         "reached the named one and fumbled"."""
         assert self.scene is not None and self.robot is not None
-        geoms = self.robot.pad_contacts()
+        left, right = self.robot.pad_contacts()
+        geoms = left | right
         objs = zip(self.scene.spec.objects, self.scene.object_geoms, strict=True)
         roles = {self.role(o.name) for o, g in objs if g & geoms}
         return next((r for r in ("target", "reference", "other") if r in roles), "")
