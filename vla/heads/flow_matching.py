@@ -46,6 +46,7 @@ class FlowMatchingHead(ActionHead):
         aux_weight: float = 1.0,
         pointer_ce: float = 0.0,
         pointer_pos: bool = False,
+        pointer_hops: int = 0,
     ):
         super().__init__()
         self.dims, self.num_steps, self.expert_dim, self.aux_weight = dims, num_steps, expert_dim, aux_weight
@@ -55,7 +56,7 @@ class FlowMatchingHead(ActionHead):
         self.ctx_proj = nn.Linear(dims.hidden, expert_dim)
         self.action_in = nn.Linear(dims.action_dim, expert_dim)
         self.grounding = (
-            Grounding(dims, pointer_ce=pointer_ce, pointer_pos=pointer_pos)
+            Grounding(dims, pointer_ce=pointer_ce, pointer_pos=pointer_pos, pointer_hops=pointer_hops)
             if dims.aux_dim and aux_weight > 0
             else None
         )

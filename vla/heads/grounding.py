@@ -55,6 +55,40 @@ def fourier_xy(xy: torch.Tensor) -> torch.Tensor:
     return torch.cat([xy, ang.sin().flatten(-2), ang.cos().flatten(-2)], dim=-1)
 
 
+class RelationalHops(nn.Module):
+    """Decoder layers that let the pointer queries look at the image before they point: each hop is
+    self-attention among the points' queries, then cross-attention over the image tokens, then an MLP
+    (a DETR decoder layer, pre-norm). The image tokens' VALUES carry where each token is (Fourier features of
+    its (u, v) and its camera), so a hop can read the position of the object a phrase names ("the blue
+    ball") into the query. The final pointer's position-aware keys (`pos_keys`) then score tokens by a
+    function of that position: the dot product of two Fourier feature vectors is a kernel of the distance
+    between the two points (cos(a - x) = cos a cos x + sin a sin x), so "the cube closest to the blue ball"
+    becomes content ("cube") + a kernel around the anchor, "farthest" its negative, "leftmost" a ramp in u.
+
+    Why: Qwen2.5-VL's hidden states carry no absolute position (its 2D rotary positions act inside attention
+    only), so a one-step pointer from one query state cannot know where the anchor is, and relational
+    instructions were the suite's failures (72% of Reach's failures ended at another object, session 13).
+    q [B, P, D], tokens [B, S, D], token_coords [B, S, 2 + C], image_mask [B, S] -> q [B, P, D].
+    """
+
+    def __init__(self, dim: int, n_cameras: int, hops: int, heads: int = 4):
+        super().__init__()
+        self.where = nn.Linear(2 + 4 * len(FOURIER_FREQS) + n_cameras, dim)
+        layer = nn.TransformerDecoderLayer(
+            dim, heads, dim_feedforward=2 * dim, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.layers = nn.TransformerDecoder(layer, hops, norm=nn.LayerNorm(dim))
+
+    def forward(
+        self, q: torch.Tensor, tokens: torch.Tensor, token_coords: torch.Tensor, image_mask: torch.Tensor
+    ) -> torch.Tensor:
+        where = torch.cat(
+            [fourier_xy(token_coords[..., :2]), token_coords[..., 2:]], dim=-1
+        )  # [B, S, 2+4F+C]
+        memory = tokens + self.where(where)  # [B, S, D]
+        return self.layers(q, memory, memory_key_padding_mask=~image_mask)  # [B, P, D]
+
+
 class TargetPointers(nn.Module):
     """Where the target and the goal are in each camera image: one query per point attends over that camera's
     image tokens; the attention-weighted token centres (spatial soft-argmax) are the answer, [B, P, C, 2].
@@ -68,25 +102,40 @@ class TargetPointers(nn.Module):
     key, as DETR adds spatial encodings to the keys of its decoder's cross-attention. Without it a pointer
     chooses a token only by what its hidden state says: Qwen2.5-VL has no absolute position embedding (2D
     rotary positions act inside attention only), so "the leftmost cube" must be read off content alone.
+    `hops` > 0 puts that many `RelationalHops` decoder layers between the query and the pointing, so the
+    query can first read where the objects the instruction relates to are ("closest to the blue ball").
     """
 
-    def __init__(self, dim: int, n_layers: int, n_points: int, n_cameras: int, pos_keys: bool = False):
+    def __init__(
+        self,
+        dim: int,
+        n_layers: int,
+        n_points: int,
+        n_cameras: int,
+        pos_keys: bool = False,
+        hops: int = 0,
+        heads: int = 4,
+    ):
         super().__init__()
         self.p, self.c, self.dim = n_points, n_cameras, dim
         self.mix = LayerMix(n_layers, dim)
         self.q = nn.Linear(dim, n_points * dim)
         self.key = nn.Linear(dim, dim)
         self.pos = nn.Linear(2 + 4 * len(FOURIER_FREQS), dim) if pos_keys else None
+        self.hops = RelationalHops(dim, n_cameras, hops, heads) if hops > 0 else None
         self.out_dim = n_points * n_cameras * 2
 
     def forward(self, q0: torch.Tensor, feats) -> tuple[torch.Tensor, torch.Tensor]:
         """-> pointers [B, P, C, 2] and each camera's attention log-probabilities over tokens [B, P, C, S]."""
         b, d = q0.shape
-        keys = self.key(self.mix(feats.hidden_states))  # [B, S, D]
+        tokens = self.mix(feats.hidden_states)  # [B, S, D]
+        keys = self.key(tokens)  # [B, S, D]
         xy = feats.token_coords[..., :2]  # [B, S, 2]
         if self.pos is not None:
             keys = keys + self.pos(fourier_xy(xy))  # [B, S, D]
         q = self.q(q0).view(b, self.p, d)  # [B, P, D]
+        if self.hops is not None:
+            q = self.hops(q, tokens, feats.token_coords, feats.image_mask)  # [B, P, D]
         logits = q @ keys.transpose(1, 2) / d**0.5  # [B, P, S]
         out, logps = [], []
         for c in range(self.c):
@@ -133,12 +182,26 @@ class Grounding(nn.Module):
     features [B, out_dim] an action decoder reads. `loss` adds both terms where the batch has targets."""
 
     def __init__(
-        self, dims: HeadDims, extra_dim: int = 0, pointer_ce: float = 0.0, pointer_pos: bool = False
+        self,
+        dims: HeadDims,
+        extra_dim: int = 0,
+        pointer_ce: float = 0.0,
+        pointer_pos: bool = False,
+        pointer_hops: int = 0,
     ):
         super().__init__()
+        if pointer_hops < 0:
+            raise ValueError(f"pointer_hops={pointer_hops!r} must be >= 0 (0 = point in one step)")
+        if pointer_hops and not pointer_pos:
+            raise ValueError(
+                f"pointer_hops={pointer_hops!r} needs pointer_pos=true: the hops read where the anchor is, "
+                "and only position-aware keys can turn that into where to point"
+            )
         self.pointer_ce = pointer_ce
         self.pointers = (
-            TargetPointers(dims.hidden, dims.num_layers_read, dims.aux_points, dims.n_cameras, pointer_pos)
+            TargetPointers(
+                dims.hidden, dims.num_layers_read, dims.aux_points, dims.n_cameras, pointer_pos, pointer_hops
+            )
             if dims.aux_points
             else None
         )

@@ -31,6 +31,7 @@ class L1ChunkHead(ActionHead):
         aux_weight: float = 1.0,
         pointer_ce: float = 0.0,
         pointer_pos: bool = False,
+        pointer_hops: int = 0,
     ):
         super().__init__()
         self.dims, self.aux_weight = dims, aux_weight
@@ -45,7 +46,9 @@ class L1ChunkHead(ActionHead):
         )
         kp_dim = self.keypoints.out_dim if self.keypoints else 0
         self.grounding = (
-            Grounding(dims, kp_dim, pointer_ce, pointer_pos) if dims.aux_dim and aux_weight > 0 else None
+            Grounding(dims, kp_dim, pointer_ce, pointer_pos, pointer_hops)
+            if dims.aux_dim and aux_weight > 0
+            else None
         )
         g_dim = self.grounding.out_dim if self.grounding else 0
         self.mlp = nn.Sequential(
