@@ -404,3 +404,44 @@ def test_pointer_hops_need_position_keys_and_train_inside_the_policy():
     assert history[-1] < 0.8 * history[0]
     policy.eval()
     assert policy.predict_action_chunk(_obs()).shape == (2, H, A)
+
+
+@pytest.mark.parametrize("head", ["l1_chunk", "flow_matching"])
+def test_oracle_grounding_feeds_the_true_positions_to_the_decoder_only_when_asked(head):
+    """The diagnostic of `svla-eval oracle_grounding=true`: off, privileged state in the observation changes
+    nothing; on, the chunk follows the true target/goal positions, and the decoder's grounding features are
+    those positions (the head's own guess only for a camera that does not see the point)."""
+    from envs.record import PRIVILEGED_KEY
+    from envs.tasks.base import OUT_OF_VIEW, PRIVILEGED_NAMES
+
+    n = len(PRIVILEGED_NAMES)
+    stats = STATS | {PRIVILEGED_KEY: {"mean": [0.0] * n, "std": [0.1] * n}}
+    torch.manual_seed(0)
+    policy = SpatialVLAPolicy(PolicyConfig(head=HeadConfig(name=head)), stats).eval()
+    rng = np.random.default_rng(3)
+    priv = [rng.uniform(-0.8, 0.8, (2, n)).astype(np.float32) for _ in range(2)]
+
+    def chunk(p):
+        obs = _obs() if p is None else _obs() | {"privileged_state": p}
+        torch.manual_seed(1)  # flow matching samples its noise
+        return policy.predict_action_chunk(obs)
+
+    plain = chunk(None)
+    assert torch.equal(chunk(priv[0]), plain)  # off: never read
+    policy.oracle_grounding = True
+    with pytest.raises(ValueError, match="oracle_grounding needs"):
+        chunk(None)
+    a, b = chunk(priv[0]), chunk(priv[1])
+    assert not torch.allclose(a, plain) and not torch.allclose(a, b)
+
+    inputs = policy.processor(policy.processor.raw_from_env(_obs() | {"privileged_state": priv[0]}))
+    aux = inputs["aux"]
+    aux["uv"][0, 1, 1] = OUT_OF_VIEW  # the goal not in the wrist camera of row 0
+    feats = policy._features(inputs)
+    q = policy.head.mix(feats.queries)  # [B, Q, D]
+    extra = policy.head.keypoints(q, feats)[:, 0] if head == "l1_chunk" else None
+    pred, found = policy.head.grounding(q[:, 0], feats, extra, oracle=aux)
+    uv = found[:, : aux["uv"].numel() // 2].view_as(aux["uv"])  # [B, P, C, 2]
+    assert torch.equal(uv[1], aux["uv"][1]) and torch.equal(uv[0, 0], aux["uv"][0, 0])
+    assert torch.equal(uv[0, 1, 1], pred["uv"][0, 1, 1])  # out of view: the head's own guess
+    assert torch.equal(found[:, -aux["xyz"].shape[1] :], aux["xyz"])

@@ -175,6 +175,23 @@ def test_eval_writes_results_manifest_and_videos(dataset, tmp_path):
 
     with av.open(r["videos"][0]) as c:
         assert sum(1 for _ in c.decode(video=0)) == saved["records"][0]["length"] + 1
+    # the oracle-grounding diagnostic runs the same rollout with the true positions fed to the decoder
+    ocfg = compose(
+        "eval",
+        [
+            f"checkpoint={run['checkpoint']}",
+            "episodes=1",
+            "num_envs=1",
+            "videos=0",
+            "oracle_grounding=true",
+            f"output_dir={tmp_path / 'oracle'}",
+            f"env.image_size={IMG}",
+            "progress=false",
+        ],
+        schema=EvalConfig,
+    )
+    oracle = evaluate(ocfg)
+    assert oracle["episodes"] == 1 and "oracle_grounding: true" in oracle["manifest"]["eval_config"]
     # evaluation seeds must be disjoint from the recording seeds
     with pytest.raises(ValueError, match="overlap the recording seeds"):
         evaluate(

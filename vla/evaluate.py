@@ -57,6 +57,9 @@ class EvalConfig:
     videos: int = 3
     output_dir: str = "outputs/eval/default"
     n_action_steps: int = 0  # 0 = the checkpoint's value
+    # diagnostic: feed the head the true target/goal positions (env privileged state) in place of its own
+    # grounding predictions -- what the policy would do if it always found the named object (our suite only)
+    oracle_grounding: bool = False
     device: str = "auto"
     progress: bool = True
 
@@ -124,6 +127,10 @@ def evaluate(cfg: EvalConfig) -> dict:
                 policy = load_policy(ckpt, device=cfg.device).eval()
                 if cfg.n_action_steps:
                     policy.cfg.n_action_steps = cfg.n_action_steps
+                if cfg.oracle_grounding:
+                    if not hasattr(policy, "oracle_grounding"):
+                        raise ValueError(f"oracle_grounding=true: {ckpt} is not a VLA policy with grounding")
+                    policy.oracle_grounding = True
             per_task[env_cfg.id] = _evaluate_task(policy, venv, env_cfg, seeds, cfg, video_dir)
         finally:
             venv.close()
@@ -168,7 +175,9 @@ def _evaluate_task(
         for wave in range(math.ceil(n_episodes / n_envs)):
             wave_seeds = seeds[wave * n_envs : (wave + 1) * n_envs]
             wave_seeds += [wave_seeds[-1]] * (n_envs - len(wave_seeds))  # pad the last wave; extras ignored
-            records += _run_wave(policy, venv, wave_seeds, wave, env_cfg, cfg.videos, videos, video_dir)
+            records += _run_wave(
+                policy, venv, wave_seeds, wave, env_cfg, cfg.videos, videos, video_dir, cfg.oracle_grounding
+            )
             bar.update(min(n_envs, n_episodes - wave * n_envs))
             bar.set_postfix(success=f"{np.mean([r['success'] for r in records[:n_episodes]]):.2f}")
     finally:
@@ -258,9 +267,11 @@ def _run_wave(
     n_videos: int,
     videos: list,
     video_dir: Path,
+    oracle: bool = False,
 ) -> list[dict]:
     n = len(seeds)
     obs, reset_info = venv.reset(seed=seeds)
+    info = reset_info
     policy.reset()
     done = np.zeros(n, dtype=bool)
     success = np.zeros(n, dtype=bool)
@@ -271,6 +282,10 @@ def _run_wave(
     first_touch: list[str | None] = [None] * n  # role of the first object a finger pad touched
     nearest: list[str | None] = [None] * n  # role of the object nearest the gripper at the last step
     while not done.all():
+        if oracle:  # the diagnostic reads the true positions; the policy's own observation never has them
+            if "privileged_state" not in info:
+                raise ValueError(f"oracle_grounding=true: {env_cfg.id} reports no info['privileged_state']")
+            obs = {**obs, "privileged_state": info["privileged_state"]}
         action = policy.select_action(obs)  # [N, A]
         obs, _, term, trunc, info = venv.step(np.asarray(action, dtype=np.float32))
         is_succ = np.asarray(info.get("is_success", np.zeros(n, dtype=bool)), dtype=bool)

@@ -86,6 +86,9 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
         )
         self.state_norm, self.action_norm = self.processor.state_norm, self.processor.action_norm
         self.dims = dims
+        # diagnostic (`svla-eval oracle_grounding=true`): the head reads the true target/goal positions from
+        # the observation's privileged state instead of its own grounding predictions; never in training
+        self.oracle_grounding = False
         # train-time augmentation of RawObservations (`vla.augment`, set by svla-train); never used at rollout
         self.train_transform: Callable[[RawObservation], RawObservation] | None = None
         self._init_queue()
@@ -196,6 +199,15 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
             with self._conditioned(inputs):
                 chunk = self.head.generate(self.backbone, self._lm_inputs(inputs, None))
             self.backbone.model.rope_deltas = None
+        elif self.oracle_grounding:
+            if "aux" not in inputs or getattr(self.head, "grounding", None) is None:
+                raise ValueError(
+                    "oracle_grounding needs a head trained with grounding supervision (l1_chunk or "
+                    "flow_matching on a dataset with privileged.target_goal) and observations with "
+                    f"'privileged_state' (our suite's envs); head {self.cfg.head.name!r}, observation has "
+                    f"privileged state: {raw.privileged is not None}"
+                )
+            chunk = self.head.predict(self._features(inputs), inputs["state"], oracle=inputs["aux"])
         else:
             chunk = self.head.predict(self._features(inputs), inputs["state"])
         return self.action_norm.inverse(chunk.float())  # [B, H, A]

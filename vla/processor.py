@@ -45,7 +45,7 @@ class RawObservation:
     instructions: list[str]
     actions: torch.Tensor | None = None  # [B, H, A] (training)
     action_is_pad: torch.Tensor | None = None  # [B, H] bool
-    privileged: torch.Tensor | None = None  # [B, P] (training only: auxiliary target)
+    privileged: torch.Tensor | None = None  # [B, P] (training: auxiliary target; eval: oracle diagnostic)
 
 
 class VLAProcessor:
@@ -114,7 +114,11 @@ class VLAProcessor:
         state = state.unsqueeze(0) if state.ndim == 1 else state
         instr = obs["instruction"]
         instr = [instr] if isinstance(instr, str) else [str(s) for s in instr]
-        return RawObservation(images, state, instr)
+        priv = obs.get("privileged_state")  # only `svla-eval oracle_grounding=true` puts it here
+        if priv is not None:
+            priv = torch.as_tensor(np.asarray(priv), dtype=torch.float32)
+            priv = priv.unsqueeze(0) if priv.ndim == 1 else priv
+        return RawObservation(images, state, instr, privileged=priv)
 
     def aux_targets(self, privileged: torch.Tensor) -> dict[str, torch.Tensor]:
         """Privileged state [B, 14] -> `xyz` [B, 6] (normalized 3D positions) and `uv` [B, P, C, 2] (image

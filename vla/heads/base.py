@@ -50,7 +50,11 @@ class ActionHead(nn.Module):
         3D positions, `uv` [B, P, C, 2] image coordinates per policy camera (|uv| > 1 = not in view)."""
         raise NotImplementedError
 
-    def predict(self, feats: BackboneFeatures, state: torch.Tensor) -> torch.Tensor:
+    def predict(
+        self, feats: BackboneFeatures, state: torch.Tensor, oracle: dict | None = None
+    ) -> torch.Tensor:
+        """oracle: true grounding targets (`aux` of the processor) that replace the head's own grounding
+        predictions, for heads with grounding (`svla-eval oracle_grounding=true`, a diagnostic)."""
         raise NotImplementedError
 
 

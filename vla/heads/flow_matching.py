@@ -86,12 +86,12 @@ class FlowMatchingHead(ActionHead):
         out = self.expert(seq, ctx, memory_key_padding_mask=ctx_pad)  # [B, H+1, E]
         return self.action_out(out[:, 1:])  # [B, H, A]
 
-    def _context(self, feats: BackboneFeatures, state: torch.Tensor):
+    def _context(self, feats: BackboneFeatures, state: torch.Tensor, oracle: dict | None = None):
         """Expert memory [B, S, E] + padding mask, the state input [B, S' (+ F)] and grounding predictions."""
         ctx = self.ctx_proj(self.mix(feats.hidden_states))  # [B, S, E]: prefix + queries, all layers mixed
         pred = {}
         if self.grounding is not None:
-            pred, found = self.grounding(self.mix(feats.queries)[:, 0], feats)  # ..., [B, F]
+            pred, found = self.grounding(self.mix(feats.queries)[:, 0], feats, oracle=oracle)  # [B, F]
             state = torch.cat([state, found], dim=-1)
         return ctx, feats.attention_mask == 0, state, pred  # mask: True = padding (ignored)
 
@@ -107,8 +107,8 @@ class FlowMatchingHead(ActionHead):
         return mse + extra, {"flow_mse": float(mse.detach()), **metrics}
 
     @torch.no_grad()
-    def predict(self, feats, state, generator: torch.Generator | None = None):
-        ctx, ctx_pad, state, _ = self._context(feats, state)
+    def predict(self, feats, state, generator: torch.Generator | None = None, oracle: dict | None = None):
+        ctx, ctx_pad, state, _ = self._context(feats, state, oracle)
         b = state.shape[0]
         x = torch.randn(b, self.dims.chunk, self.dims.action_dim, generator=generator, device=state.device)
         dt = 1.0 / self.num_steps

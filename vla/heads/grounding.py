@@ -209,7 +209,11 @@ class Grounding(nn.Module):
         self.xyz = AuxTargets(dims.hidden + extra_dim + ptr_dim, dims.aux_dim)
         self.out_dim = ptr_dim + dims.aux_dim
 
-    def forward(self, q0: torch.Tensor, feats, extra: torch.Tensor | None = None):
+    def forward(self, q0: torch.Tensor, feats, extra: torch.Tensor | None = None, oracle: dict | None = None):
+        """-> predictions and the features [B, out_dim] the action decoder reads. `oracle` (the true `uv`
+        [B, P, C, 2] and `xyz` [B, P * 3], as the processor builds them from the privileged state) replaces
+        the predictions in those features: a diagnostic of what the decoder does when grounding is right
+        (`svla-eval oracle_grounding=true`), never used in training."""
         pred: dict[str, torch.Tensor] = {}
         found = []
         if self.pointers is not None:
@@ -218,6 +222,13 @@ class Grounding(nn.Module):
             found.append(pred["uv"].flatten(1))
         inputs = [q0] + ([extra] if extra is not None else []) + found
         pred["xyz"] = self.xyz(torch.cat(inputs, dim=-1))  # [B, P * 3]
+        if oracle is not None:
+            found = []
+            if self.pointers is not None:
+                true_uv = oracle["uv"].to(pred["uv"])  # [B, P, C, 2]
+                seen = (true_uv.abs() <= 1.0).all(-1, keepdim=True)  # [B, P, C, 1]
+                found.append(torch.where(seen, true_uv, pred["uv"]).flatten(1))  # out of view: own guess
+            return pred, torch.cat(found + [oracle["xyz"].to(pred["xyz"])], dim=-1)
         return pred, torch.cat(found + [pred["xyz"]], dim=-1)  # ..., [B, out_dim]
 
     def loss(

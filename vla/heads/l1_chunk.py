@@ -62,19 +62,21 @@ class L1ChunkHead(ActionHead):
     def query_embeddings(self, batch_size: int) -> torch.Tensor:
         return self.queries.unsqueeze(0).expand(batch_size, -1, -1)  # [B, H, D]
 
-    def _forward(self, feats: BackboneFeatures, state: torch.Tensor):
+    def _forward(self, feats: BackboneFeatures, state: torch.Tensor, oracle: dict | None = None):
         q = self.mix(feats.queries)  # [B, H, D]
         s = self.state_proj(state).unsqueeze(1).expand_as(q)  # [B, H, D]
         kp = self.keypoints(q, feats) if self.keypoints is not None else None  # [B, H, K * (2 + C)]
         parts = [q, s] if kp is None else [q, s, kp]
         aux: dict[str, torch.Tensor] = {}
         if self.grounding is not None:
-            aux, found = self.grounding(q[:, 0], feats, None if kp is None else kp[:, 0])  # ..., [B, F]
+            aux, found = self.grounding(q[:, 0], feats, None if kp is None else kp[:, 0], oracle)  # [B, F]
             parts.append(found.unsqueeze(1).expand(-1, q.shape[1], -1))  # [B, H, F]
         return self.mlp(torch.cat(parts, dim=-1)), aux  # [B, H, A], {"xyz", "uv"}
 
-    def predict(self, feats: BackboneFeatures, state: torch.Tensor) -> torch.Tensor:
-        return self._forward(feats, state)[0]
+    def predict(
+        self, feats: BackboneFeatures, state: torch.Tensor, oracle: dict | None = None
+    ) -> torch.Tensor:
+        return self._forward(feats, state, oracle)[0]
 
     def loss(self, feats, state, actions, is_pad, aux=None):
         pred, aux_pred = self._forward(feats, state)  # [B, H, A], {"xyz", "uv"}
