@@ -1,5 +1,7 @@
 """Policy contract over every registered head: train step, chunk prediction, action queue, checkpoints."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -445,3 +447,33 @@ def test_oracle_grounding_feeds_the_true_positions_to_the_decoder_only_when_aske
     assert torch.equal(uv[1], aux["uv"][1]) and torch.equal(uv[0, 0], aux["uv"][0, 0])
     assert torch.equal(uv[0, 1, 1], pred["uv"][0, 1, 1])  # out of view: the head's own guess
     assert torch.equal(found[:, -aux["xyz"].shape[1] :], aux["xyz"])
+
+
+def test_ee_relative_features_are_the_points_minus_the_end_effector_in_metric_units():
+    """`ee_relative=true`: the decoder reads (target - ee) and (goal - ee) in decimetres, computed from the
+    normalized predictions and state with the dataset statistics (not from the normalized values)."""
+    from envs.record import PRIVILEGED_KEY
+    from envs.tasks.base import PRIVILEGED_NAMES
+
+    n = len(PRIVILEGED_NAMES)
+    rng = np.random.default_rng(0)
+    p_mean, p_std = rng.normal(size=n).tolist(), rng.uniform(0.05, 0.2, n).tolist()
+    s_mean, s_std = rng.normal(size=S).tolist(), rng.uniform(0.05, 0.2, S).tolist()
+    stats = STATS | {
+        PRIVILEGED_KEY: {"mean": p_mean, "std": p_std},
+        "observation.state": STATS["observation.state"] | {"mean": s_mean, "std": s_std},
+    }
+    torch.manual_seed(0)
+    head = HeadConfig(name="l1_chunk", kwargs={"ee_relative": True})
+    policy = SpatialVLAPolicy(PolicyConfig(head=head), stats)
+    g = policy.head.grounding
+    xyz_n, state_n = torch.randn(2, 6), torch.randn(2, S)
+    xyz_m = xyz_n * torch.tensor(p_std[:6]) + torch.tensor(p_mean[:6])  # metres
+    ee_m = state_n[:, :3] * torch.tensor(s_std[:3]) + torch.tensor(s_mean[:3])
+    want = torch.cat([xyz_m[:, :3] - ee_m, xyz_m[:, 3:] - ee_m], dim=1) * 10
+    assert torch.allclose(g.relative(xyz_n, state_n), want, atol=1e-5)
+    assert not any("xyz_center" in k for k in policy.state_dict())  # from the statistics, never stale weights
+    priv = torch.rand(B, n, generator=torch.Generator().manual_seed(1)) * 1.6 - 0.8
+    loss, m = policy(_batch() | {PRIVILEGED_KEY: priv})
+    loss.backward()
+    assert math.isfinite(m["loss"]) and policy.head.mlp[0].in_features == policy.head.mlp[0].weight.shape[1]

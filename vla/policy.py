@@ -85,6 +85,10 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
             hf_processor, cfg.cameras, cfg.prompt, stats, modes, instruction_first=cfg.instruction_first
         )
         self.state_norm, self.action_norm = self.processor.state_norm, self.processor.action_norm
+        grounding = getattr(self.head, "grounding", None)
+        if grounding is not None and grounding.ee_relative:
+            aux, st = self.processor.aux_norm, self.state_norm
+            grounding.set_frames(aux.center[:N_AUX_XYZ], aux.scale[:N_AUX_XYZ], st.center[:3], st.scale[:3])
         self.dims = dims
         # diagnostic (`svla-eval oracle_grounding=true`): the head reads the true target/goal positions from
         # the observation's privileged state instead of its own grounding predictions; never in training

@@ -47,6 +47,7 @@ class FlowMatchingHead(ActionHead):
         pointer_ce: float = 0.0,
         pointer_pos: bool = False,
         pointer_hops: int = 0,
+        ee_relative: bool = False,
     ):
         super().__init__()
         self.dims, self.num_steps, self.expert_dim, self.aux_weight = dims, num_steps, expert_dim, aux_weight
@@ -56,7 +57,13 @@ class FlowMatchingHead(ActionHead):
         self.ctx_proj = nn.Linear(dims.hidden, expert_dim)
         self.action_in = nn.Linear(dims.action_dim, expert_dim)
         self.grounding = (
-            Grounding(dims, pointer_ce=pointer_ce, pointer_pos=pointer_pos, pointer_hops=pointer_hops)
+            Grounding(
+                dims,
+                pointer_ce=pointer_ce,
+                pointer_pos=pointer_pos,
+                pointer_hops=pointer_hops,
+                ee_relative=ee_relative,
+            )
             if dims.aux_dim and aux_weight > 0
             else None
         )
@@ -91,7 +98,8 @@ class FlowMatchingHead(ActionHead):
         ctx = self.ctx_proj(self.mix(feats.hidden_states))  # [B, S, E]: prefix + queries, all layers mixed
         pred = {}
         if self.grounding is not None:
-            pred, found = self.grounding(self.mix(feats.queries)[:, 0], feats, oracle=oracle)  # [B, F]
+            q0 = self.mix(feats.queries)[:, 0]  # [B, D]
+            pred, found = self.grounding(q0, feats, oracle=oracle, state=state)  # ..., [B, F]
             state = torch.cat([state, found], dim=-1)
         return ctx, feats.attention_mask == 0, state, pred  # mask: True = padding (ignored)
 

@@ -188,6 +188,7 @@ class Grounding(nn.Module):
         pointer_ce: float = 0.0,
         pointer_pos: bool = False,
         pointer_hops: int = 0,
+        ee_relative: bool = False,
     ):
         super().__init__()
         if pointer_hops < 0:
@@ -207,9 +208,43 @@ class Grounding(nn.Module):
         )
         ptr_dim = self.pointers.out_dim if self.pointers else 0
         self.xyz = AuxTargets(dims.hidden + extra_dim + ptr_dim, dims.aux_dim)
-        self.out_dim = ptr_dim + dims.aux_dim
+        self.ee_relative = ee_relative
+        if ee_relative:  # metric frames, set by the policy from the dataset statistics (`set_frames`)
+            self.register_buffer("xyz_center", torch.zeros(dims.aux_dim), persistent=False)
+            self.register_buffer("xyz_scale", torch.ones(dims.aux_dim), persistent=False)
+            self.register_buffer("ee_center", torch.zeros(3), persistent=False)
+            self.register_buffer("ee_scale", torch.ones(3), persistent=False)
+        self.out_dim = ptr_dim + dims.aux_dim * (2 if ee_relative else 1)
 
-    def forward(self, q0: torch.Tensor, feats, extra: torch.Tensor | None = None, oracle: dict | None = None):
+    def set_frames(self, xyz_center, xyz_scale, ee_center, ee_scale) -> None:
+        """How to turn the normalized 3D points [P * 3] and the state's first three values (the end-effector
+        position, in the same world frame: our suite's `agent_pos`) back into metres."""
+        for name, v in (
+            ("xyz_center", xyz_center),
+            ("xyz_scale", xyz_scale),
+            ("ee_center", ee_center),
+            ("ee_scale", ee_scale),
+        ):
+            getattr(self, name).copy_(torch.as_tensor(v, dtype=torch.float32))
+
+    def relative(self, xyz: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """Each point minus the end-effector position, in decimetres: xyz [B, P * 3] (normalized), state
+        [B, S] (normalized, end-effector first) -> [B, P * 3]. What a waypoint controller computes: the
+        approach is (target - ee), the carry (goal - ee); an MLP that must learn the subtraction from two
+        differently normalized inputs learns it slowly and imprecisely (session 14: with the true positions
+        fed in, a policy without it still missed the target by ~3 cm and never carried it to the goal)."""
+        pts = (xyz * self.xyz_scale + self.xyz_center).view(xyz.shape[0], -1, 3)  # [B, P, 3] metres
+        ee = state[:, :3] * self.ee_scale + self.ee_center  # [B, 3] metres
+        return ((pts - ee[:, None]) * 10.0).flatten(1)  # [B, P * 3] decimetres
+
+    def forward(
+        self,
+        q0: torch.Tensor,
+        feats,
+        extra: torch.Tensor | None = None,
+        oracle: dict | None = None,
+        state: torch.Tensor | None = None,
+    ):
         """-> predictions and the features [B, out_dim] the action decoder reads. `oracle` (the true `uv`
         [B, P, C, 2] and `xyz` [B, P * 3], as the processor builds them from the privileged state) replaces
         the predictions in those features: a diagnostic of what the decoder does when grounding is right
@@ -222,14 +257,20 @@ class Grounding(nn.Module):
             found.append(pred["uv"].flatten(1))
         inputs = [q0] + ([extra] if extra is not None else []) + found
         pred["xyz"] = self.xyz(torch.cat(inputs, dim=-1))  # [B, P * 3]
+        xyz = pred["xyz"]
         if oracle is not None:
             found = []
             if self.pointers is not None:
                 true_uv = oracle["uv"].to(pred["uv"])  # [B, P, C, 2]
                 seen = (true_uv.abs() <= 1.0).all(-1, keepdim=True)  # [B, P, C, 1]
                 found.append(torch.where(seen, true_uv, pred["uv"]).flatten(1))  # out of view: own guess
-            return pred, torch.cat(found + [oracle["xyz"].to(pred["xyz"])], dim=-1)
-        return pred, torch.cat(found + [pred["xyz"]], dim=-1)  # ..., [B, out_dim]
+            xyz = oracle["xyz"].to(pred["xyz"])
+        found.append(xyz)
+        if self.ee_relative:
+            if state is None:
+                raise ValueError("ee_relative grounding needs the (normalized) state")
+            found.append(self.relative(xyz, state))
+        return pred, torch.cat(found, dim=-1)  # ..., [B, out_dim]
 
     def loss(
         self, pred: dict, target: dict | None, weight: float

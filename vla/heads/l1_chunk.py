@@ -32,6 +32,7 @@ class L1ChunkHead(ActionHead):
         pointer_ce: float = 0.0,
         pointer_pos: bool = False,
         pointer_hops: int = 0,
+        ee_relative: bool = False,
     ):
         super().__init__()
         self.dims, self.aux_weight = dims, aux_weight
@@ -46,7 +47,7 @@ class L1ChunkHead(ActionHead):
         )
         kp_dim = self.keypoints.out_dim if self.keypoints else 0
         self.grounding = (
-            Grounding(dims, kp_dim, pointer_ce, pointer_pos, pointer_hops)
+            Grounding(dims, kp_dim, pointer_ce, pointer_pos, pointer_hops, ee_relative)
             if dims.aux_dim and aux_weight > 0
             else None
         )
@@ -69,7 +70,8 @@ class L1ChunkHead(ActionHead):
         parts = [q, s] if kp is None else [q, s, kp]
         aux: dict[str, torch.Tensor] = {}
         if self.grounding is not None:
-            aux, found = self.grounding(q[:, 0], feats, None if kp is None else kp[:, 0], oracle)  # [B, F]
+            kp0 = None if kp is None else kp[:, 0]
+            aux, found = self.grounding(q[:, 0], feats, kp0, oracle, state)  # ..., [B, F]
             parts.append(found.unsqueeze(1).expand(-1, q.shape[1], -1))  # [B, H, F]
         return self.mlp(torch.cat(parts, dim=-1)), aux  # [B, H, A], {"xyz", "uv"}
 
