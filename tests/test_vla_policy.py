@@ -477,3 +477,34 @@ def test_ee_relative_features_are_the_points_minus_the_end_effector_in_metric_un
     loss, m = policy(_batch() | {PRIVILEGED_KEY: priv})
     loss.backward()
     assert math.isfinite(m["loss"]) and policy.head.mlp[0].in_features == policy.head.mlp[0].weight.shape[1]
+
+
+def test_teacher_forcing_feeds_true_positions_to_a_share_of_training_rows_only():
+    from vla.features import BackboneFeatures
+    from vla.heads.base import HeadDims
+    from vla.heads.grounding import Grounding
+
+    torch.manual_seed(0)
+    b, d, s = 64, 16, 8
+    dims = HeadDims(hidden=d, num_layers_read=1, chunk=H, action_dim=A, state_dim=S, n_cameras=1, aux_dim=6)
+    dims.aux_points = 2
+    coords = torch.cat([torch.rand(b, s, 2) * 2 - 1, torch.ones(b, s, 1)], -1)
+    feats = BackboneFeatures(
+        [torch.randn(b, s, d)], torch.ones(b, s), s, coords, torch.ones(b, s, dtype=torch.bool)
+    )
+    teacher = {"uv": torch.rand(b, 2, 1, 2) * 2 - 1, "xyz": torch.randn(b, 6)}
+    with pytest.raises(ValueError, match="teacher_forcing=1.5"):
+        Grounding(dims, teacher_forcing=1.5)
+    g = Grounding(dims, teacher_forcing=0.5).train()
+    pred, found = g(torch.randn(b, d), feats, teacher=teacher)
+    xyz = found[:, -6:]
+    true_rows = (xyz == teacher["xyz"]).all(1)
+    assert 10 < int(true_rows.sum()) < 54  # about half the rows
+    assert torch.equal(xyz[~true_rows], pred["xyz"][~true_rows])
+    uv = found[:, :4].view(b, 2, 1, 2)
+    assert torch.equal(uv[true_rows], teacher["uv"][true_rows]) and torch.equal(
+        uv[~true_rows], pred["uv"][~true_rows]
+    )
+    g.eval()  # never at rollout
+    pred, found = g(torch.randn(b, d), feats, teacher=teacher)
+    assert torch.equal(found[:, -6:], pred["xyz"])

@@ -48,6 +48,7 @@ class FlowMatchingHead(ActionHead):
         pointer_pos: bool = False,
         pointer_hops: int = 0,
         ee_relative: bool = False,
+        teacher_forcing: float = 0.0,
     ):
         super().__init__()
         self.dims, self.num_steps, self.expert_dim, self.aux_weight = dims, num_steps, expert_dim, aux_weight
@@ -63,6 +64,7 @@ class FlowMatchingHead(ActionHead):
                 pointer_pos=pointer_pos,
                 pointer_hops=pointer_hops,
                 ee_relative=ee_relative,
+                teacher_forcing=teacher_forcing,
             )
             if dims.aux_dim and aux_weight > 0
             else None
@@ -93,18 +95,24 @@ class FlowMatchingHead(ActionHead):
         out = self.expert(seq, ctx, memory_key_padding_mask=ctx_pad)  # [B, H+1, E]
         return self.action_out(out[:, 1:])  # [B, H, A]
 
-    def _context(self, feats: BackboneFeatures, state: torch.Tensor, oracle: dict | None = None):
+    def _context(
+        self,
+        feats: BackboneFeatures,
+        state: torch.Tensor,
+        oracle: dict | None = None,
+        teacher: dict | None = None,
+    ):
         """Expert memory [B, S, E] + padding mask, the state input [B, S' (+ F)] and grounding predictions."""
         ctx = self.ctx_proj(self.mix(feats.hidden_states))  # [B, S, E]: prefix + queries, all layers mixed
         pred = {}
         if self.grounding is not None:
             q0 = self.mix(feats.queries)[:, 0]  # [B, D]
-            pred, found = self.grounding(q0, feats, oracle=oracle, state=state)  # ..., [B, F]
+            pred, found = self.grounding(q0, feats, oracle=oracle, state=state, teacher=teacher)  # [B, F]
             state = torch.cat([state, found], dim=-1)
         return ctx, feats.attention_mask == 0, state, pred  # mask: True = padding (ignored)
 
     def loss(self, feats, state, actions, is_pad, aux=None):
-        ctx, ctx_pad, state, pred = self._context(feats, state)
+        ctx, ctx_pad, state, pred = self._context(feats, state, teacher=aux)
         b = actions.shape[0]
         t = torch.distributions.Beta(1.5, 1.0).sample((b,)).to(actions.device) * 0.999 + 0.001  # [B]
         noise = torch.randn_like(actions)

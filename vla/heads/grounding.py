@@ -189,8 +189,12 @@ class Grounding(nn.Module):
         pointer_pos: bool = False,
         pointer_hops: int = 0,
         ee_relative: bool = False,
+        teacher_forcing: float = 0.0,
     ):
         super().__init__()
+        if not 0.0 <= teacher_forcing <= 1.0:
+            raise ValueError(f"teacher_forcing={teacher_forcing!r} must be a probability in [0, 1]")
+        self.teacher_forcing = teacher_forcing
         if pointer_hops < 0:
             raise ValueError(f"pointer_hops={pointer_hops!r} must be >= 0 (0 = point in one step)")
         if pointer_hops and not pointer_pos:
@@ -244,11 +248,15 @@ class Grounding(nn.Module):
         extra: torch.Tensor | None = None,
         oracle: dict | None = None,
         state: torch.Tensor | None = None,
+        teacher: dict | None = None,
     ):
         """-> predictions and the features [B, out_dim] the action decoder reads. `oracle` (the true `uv`
         [B, P, C, 2] and `xyz` [B, P * 3], as the processor builds them from the privileged state) replaces
         the predictions in those features: a diagnostic of what the decoder does when grounding is right
-        (`svla-eval oracle_grounding=true`), never used in training."""
+        (`svla-eval oracle_grounding=true`). `teacher` (the same targets, in training) replaces them in a
+        random `teacher_forcing` share of the rows: the decoder learns the motion from clean positions while
+        the grounding losses keep training the predictions it reads at rollout (scheduled sampling, Bengio
+        et al. 2015)."""
         pred: dict[str, torch.Tensor] = {}
         found = []
         if self.pointers is not None:
@@ -258,13 +266,19 @@ class Grounding(nn.Module):
         inputs = [q0] + ([extra] if extra is not None else []) + found
         pred["xyz"] = self.xyz(torch.cat(inputs, dim=-1))  # [B, P * 3]
         xyz = pred["xyz"]
+        rows = None  # [B, 1] which rows read the true positions
         if oracle is not None:
+            rows = torch.ones(q0.shape[0], 1, dtype=torch.bool, device=q0.device)
+        elif teacher and self.training and self.teacher_forcing > 0:
+            rows = torch.rand(q0.shape[0], 1, device=q0.device) < self.teacher_forcing
+            oracle = teacher
+        if rows is not None:
             found = []
             if self.pointers is not None:
                 true_uv = oracle["uv"].to(pred["uv"])  # [B, P, C, 2]
-                seen = (true_uv.abs() <= 1.0).all(-1, keepdim=True)  # [B, P, C, 1]
+                seen = (true_uv.abs() <= 1.0).all(-1, keepdim=True) & rows[:, :, None, None]  # [B, P, C, 1]
                 found.append(torch.where(seen, true_uv, pred["uv"]).flatten(1))  # out of view: own guess
-            xyz = oracle["xyz"].to(pred["xyz"])
+            xyz = torch.where(rows, oracle["xyz"].to(pred["xyz"]), pred["xyz"])  # [B, P * 3]
         found.append(xyz)
         if self.ee_relative:
             if state is None:

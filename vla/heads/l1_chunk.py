@@ -33,6 +33,7 @@ class L1ChunkHead(ActionHead):
         pointer_pos: bool = False,
         pointer_hops: int = 0,
         ee_relative: bool = False,
+        teacher_forcing: float = 0.0,
     ):
         super().__init__()
         self.dims, self.aux_weight = dims, aux_weight
@@ -47,7 +48,7 @@ class L1ChunkHead(ActionHead):
         )
         kp_dim = self.keypoints.out_dim if self.keypoints else 0
         self.grounding = (
-            Grounding(dims, kp_dim, pointer_ce, pointer_pos, pointer_hops, ee_relative)
+            Grounding(dims, kp_dim, pointer_ce, pointer_pos, pointer_hops, ee_relative, teacher_forcing)
             if dims.aux_dim and aux_weight > 0
             else None
         )
@@ -63,7 +64,13 @@ class L1ChunkHead(ActionHead):
     def query_embeddings(self, batch_size: int) -> torch.Tensor:
         return self.queries.unsqueeze(0).expand(batch_size, -1, -1)  # [B, H, D]
 
-    def _forward(self, feats: BackboneFeatures, state: torch.Tensor, oracle: dict | None = None):
+    def _forward(
+        self,
+        feats: BackboneFeatures,
+        state: torch.Tensor,
+        oracle: dict | None = None,
+        teacher: dict | None = None,
+    ):
         q = self.mix(feats.queries)  # [B, H, D]
         s = self.state_proj(state).unsqueeze(1).expand_as(q)  # [B, H, D]
         kp = self.keypoints(q, feats) if self.keypoints is not None else None  # [B, H, K * (2 + C)]
@@ -71,7 +78,7 @@ class L1ChunkHead(ActionHead):
         aux: dict[str, torch.Tensor] = {}
         if self.grounding is not None:
             kp0 = None if kp is None else kp[:, 0]
-            aux, found = self.grounding(q[:, 0], feats, kp0, oracle, state)  # ..., [B, F]
+            aux, found = self.grounding(q[:, 0], feats, kp0, oracle, state, teacher)  # ..., [B, F]
             parts.append(found.unsqueeze(1).expand(-1, q.shape[1], -1))  # [B, H, F]
         return self.mlp(torch.cat(parts, dim=-1)), aux  # [B, H, A], {"xyz", "uv"}
 
@@ -81,7 +88,7 @@ class L1ChunkHead(ActionHead):
         return self._forward(feats, state, oracle)[0]
 
     def loss(self, feats, state, actions, is_pad, aux=None):
-        pred, aux_pred = self._forward(feats, state)  # [B, H, A], {"xyz", "uv"}
+        pred, aux_pred = self._forward(feats, state, teacher=aux)  # [B, H, A], {"xyz", "uv"}
         l1 = masked_mean((pred - actions).abs().mean(-1), is_pad)
         extra, metrics = self.grounding.loss(aux_pred, aux, self.aux_weight) if aux_pred else (0.0, {})
         return l1 + extra, {"l1": float(l1.detach()), **metrics}
