@@ -52,6 +52,19 @@ def _policy(head, **kw):
     return SpatialVLAPolicy(PolicyConfig(head=HeadConfig(name=head), **kw), STATS)
 
 
+def _grounded_policy(head_kwargs: dict):
+    """An l1_chunk policy with grounding supervision (privileged statistics) and a batch carrying targets."""
+    from envs.record import PRIVILEGED_KEY
+    from envs.tasks.base import PRIVILEGED_NAMES
+
+    n = len(PRIVILEGED_NAMES)
+    stats = STATS | {PRIVILEGED_KEY: {"mean": [0.0] * n, "std": [0.1] * n}}
+    torch.manual_seed(0)
+    policy = SpatialVLAPolicy(PolicyConfig(head=HeadConfig(name="l1_chunk", kwargs=head_kwargs)), stats)
+    priv = torch.rand(B, n, generator=torch.Generator().manual_seed(1)) * 1.6 - 0.8
+    return policy, _batch() | {PRIVILEGED_KEY: priv}
+
+
 def test_fast_patchify_equals_the_qwen_image_processor():
     _, processor = build_backbone(BackboneConfig())
     imgs = np.random.default_rng(0).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
@@ -224,16 +237,8 @@ def test_pointer_position_keys_let_a_query_choose_a_token_by_where_it_is(pos_key
 
 
 def test_pointer_ce_adds_a_falling_term_to_the_loss():
-    from envs.record import PRIVILEGED_KEY
-    from envs.tasks.base import PRIVILEGED_NAMES
 
-    n = len(PRIVILEGED_NAMES)
-    stats = STATS | {PRIVILEGED_KEY: {"mean": [0.0] * n, "std": [0.1] * n}}
-    torch.manual_seed(0)
-    head = HeadConfig(name="l1_chunk", kwargs={"pointer_ce": 0.5})
-    policy = SpatialVLAPolicy(PolicyConfig(head=head), stats)
-    priv = torch.rand(B, n, generator=torch.Generator().manual_seed(1)) * 1.6 - 0.8
-    batch = _batch() | {PRIVILEGED_KEY: priv}
+    policy, batch = _grounded_policy({"pointer_ce": 0.5})
     opt = torch.optim.AdamW(policy.parameters(), lr=2e-3)
     history = []
     for _ in range(20):
@@ -382,19 +387,10 @@ def test_pointer_hops_find_the_candidate_closest_to_an_anchor_in_new_scenes(hops
 
 
 def test_pointer_hops_need_position_keys_and_train_inside_the_policy():
-    from envs.record import PRIVILEGED_KEY
-    from envs.tasks.base import PRIVILEGED_NAMES
-
-    n = len(PRIVILEGED_NAMES)
-    stats = STATS | {PRIVILEGED_KEY: {"mean": [0.0] * n, "std": [0.1] * n}}
     with pytest.raises(ValueError, match="pointer_hops=2 needs pointer_pos=true"):
-        SpatialVLAPolicy(PolicyConfig(head=HeadConfig(name="l1_chunk", kwargs={"pointer_hops": 2})), stats)
-    torch.manual_seed(0)
-    head = HeadConfig(name="l1_chunk", kwargs={"pointer_hops": 1, "pointer_pos": True})
-    policy = SpatialVLAPolicy(PolicyConfig(head=head), stats)
+        _grounded_policy({"pointer_hops": 2})
+    policy, batch = _grounded_policy({"pointer_hops": 1, "pointer_pos": True})
     assert policy.head.grounding.pointers.hops is not None
-    priv = torch.rand(B, n, generator=torch.Generator().manual_seed(1)) * 1.6 - 0.8
-    batch = _batch() | {PRIVILEGED_KEY: priv}
     opt = torch.optim.AdamW(policy.parameters(), lr=2e-3)
     history = []
     for _ in range(15):
