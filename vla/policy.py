@@ -88,7 +88,12 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
         grounding = getattr(self.head, "grounding", None)
         if grounding is not None and grounding.ee_relative:
             aux, st = self.processor.aux_norm, self.state_norm
-            grounding.set_frames(aux.center[:N_AUX_XYZ], aux.scale[:N_AUX_XYZ], st.center[:3], st.scale[:3])
+            grounding.set_frames(
+                xyz_center=aux.center[:N_AUX_XYZ],
+                xyz_scale=aux.scale[:N_AUX_XYZ],
+                ee_center=st.center[:3],
+                ee_scale=st.scale[:3],
+            )
         self.dims = dims
         # diagnostic (`svla-eval oracle_grounding=true`): the head reads the true target/goal positions from
         # the observation's privileged state instead of its own grounding predictions; never in training
@@ -203,15 +208,16 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
             with self._conditioned(inputs):
                 chunk = self.head.generate(self.backbone, self._lm_inputs(inputs, None))
             self.backbone.model.rope_deltas = None
-        elif self.oracle_grounding:
-            if "aux" not in inputs or getattr(self.head, "grounding", None) is None:
+        else:
+            if self.oracle_grounding and (
+                "aux" not in inputs or getattr(self.head, "grounding", None) is None
+            ):
                 raise ValueError(
                     "oracle_grounding needs a head trained with grounding supervision (l1_chunk or "
                     "flow_matching on a dataset with privileged.target_goal) and observations with "
                     f"'privileged_state' (our suite's envs); head {self.cfg.head.name!r}, observation has "
                     f"privileged state: {raw.privileged is not None}"
                 )
-            chunk = self.head.predict(self._features(inputs), inputs["state"], oracle=inputs["aux"])
-        else:
-            chunk = self.head.predict(self._features(inputs), inputs["state"])
+            oracle = inputs["aux"] if self.oracle_grounding else None
+            chunk = self.head.predict(self._features(inputs), inputs["state"], oracle=oracle)
         return self.action_norm.inverse(chunk.float())  # [B, H, A]

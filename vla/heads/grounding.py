@@ -220,15 +220,11 @@ class Grounding(nn.Module):
             self.register_buffer("ee_scale", torch.ones(3), persistent=False)
         self.out_dim = ptr_dim + dims.aux_dim * (2 if ee_relative else 1)
 
-    def set_frames(self, xyz_center, xyz_scale, ee_center, ee_scale) -> None:
-        """How to turn the normalized 3D points [P * 3] and the state's first three values (the end-effector
-        position, in the same world frame: our suite's `agent_pos`) back into metres."""
-        for name, v in (
-            ("xyz_center", xyz_center),
-            ("xyz_scale", xyz_scale),
-            ("ee_center", ee_center),
-            ("ee_scale", ee_scale),
-        ):
+    def set_frames(self, **frames: torch.Tensor) -> None:
+        """How to turn the normalized 3D points [P * 3] (`xyz_center`, `xyz_scale`) and the state's first
+        three values (`ee_center`, `ee_scale`: the end-effector position, in the same world frame: our
+        suite's `agent_pos`) back into metres."""
+        for name, v in frames.items():
             getattr(self, name).copy_(torch.as_tensor(v, dtype=torch.float32))
 
     def relative(self, xyz: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
