@@ -7,7 +7,10 @@ Design decisions:
   does: `clip((waypoint - ee) / max_step, -1, 1)` plus the gripper command, so demonstrations are in the
   policy's action space at the env's control rate.
 - Phases advance on measured state (position errors, a few steps for the gripper), never on time alone, so the
-  experts tolerate lag and small disturbances; the push expert re-approaches if the cube slips off the pusher.
+  experts tolerate lag and small disturbances; the push expert re-approaches if the cube slips off the pusher,
+  the pick expert starts over when the object is no longer in the hand (`HELD_TOL`), the reach expert when
+  the gripper left the column above its target. So an expert also labels states a learner drove it into
+  (DAgger, `vla.dagger`): its action there is the way back, not the continuation of a plan that failed.
 - Registry `EXPERTS` keyed by task id; `make_expert(env)` picks the right one. Optional Gaussian action noise
   (`noise_std`, seeded) for diverse demonstrations; off by default.
 - `ExpertActionWrapper` puts the expert's next action in `info["expert_action"]` after reset and every step,
@@ -27,6 +30,8 @@ from envs.robot import ACTION_DIM, EE_ABOVE_TIP
 CARRY_Z = 0.15  # travel height of the grasp point
 OPEN, CLOSE = -1.0, 1.0
 GRIPPER_STEPS = 3  # control steps to close/open the fingers
+HELD_TOL = 0.04  # m: grasp point farther than this from the object's centre = the object is not in the hand
+REACH_COLUMN = 0.03  # m: reach expert descends only within this horizontal distance of its target
 
 
 class Expert:
@@ -86,6 +91,8 @@ class PickExpert(Expert):
         pos = u.object_pos(u.episode.target)
         grasp = np.array([pos[0], pos[1], self._grasp_z(u, pos)])
         above = np.array([pos[0], pos[1], max(CARRY_Z, grasp[2] + 0.06)])
+        if self.phase in (3, 4, 5) and not _near(ee, pos, HELD_TOL):
+            self.phase, self.counter = 0, 0  # dropped, or closed on nothing: start over
         self.counter += 1
         if self.phase == 0:  # rise to travel height, then above the object
             wp = above if ee[2] > CARRY_Z - 0.03 else np.array([ee[0], ee[1], CARRY_Z])
@@ -145,6 +152,8 @@ class ReachExpert(Expert):
         ee = u.robot.ee_pos
         target = u.episode.spec.object(u.episode.target)
         point = touch_point(u.object_pos(target.name), target.size[2])
+        if self.phase == 1 and not _near(ee[:2], point[:2], REACH_COLUMN):
+            self.phase = 0  # pushed (or driven) out of the column above the target: approach again
         if self.phase == 0:
             above = point + np.array([0.0, 0.0, 0.05])
             if _near(ee[:2], above[:2], 0.01):

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -294,8 +294,26 @@ class Episode:
         return len(self.actions)
 
 
+class Driver(Protocol):
+    """Chooses the executed actions when a learner, not the expert, drives the rollouts (DAgger,
+    `vla.dagger`). Frames still record the expert's action for the state reached: the label."""
+
+    def reset(self, slot: int) -> None:
+        """Env `slot` starts a new episode."""
+
+    def act(self, obs: dict, expert: np.ndarray, privileged: np.ndarray, active: list[int]) -> np.ndarray:
+        """Executed actions [num_envs, A] for the batched `obs`; `expert` [num_envs, A] are the labels,
+        `privileged` the envs' privileged state (width 0 if none); only rows in `active` are used."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What drove the rollouts, for the recording info."""
+        ...
+
+
 class ExpertPool:
-    """`num_envs` expert workers; `episodes(first_seed, limit)` yields finished episodes in seed order."""
+    """`num_envs` expert workers; `episodes(first_seed, limit)` yields finished episodes in seed order.
+    With a `driver`, the driver's actions are executed and the expert's are recorded (DAgger)."""
 
     def __init__(self, env_cfg: RecordEnvConfig, num_envs: int, mp_context: str = "spawn") -> None:
         self.env = gym.vector.AsyncVectorEnv(
@@ -323,7 +341,7 @@ class ExpertPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def episodes(self, first_seed: int, limit: int) -> Iterator[Episode]:
+    def episodes(self, first_seed: int, limit: int, driver: Driver | None = None) -> Iterator[Episode]:
         """Run seeds `first_seed, first_seed + 1, ...` (at most `limit`); yield finished episodes in order."""
         n = self.env.num_envs
         seeds = iter(range(first_seed, first_seed + limit))
@@ -332,13 +350,18 @@ class ExpertPool:
         priv = np.zeros((n, len(self.privileged_names)), np.float32)  # info["privileged_state"] of obs_t
         finished: dict[int, Episode] = {}
         next_yield = first_seed
-        obs = self._launch(slots, seeds, actions, priv)
+        obs = self._launch(slots, seeds, actions, priv, driver=driver)
         while any(ep is not None for ep in slots):
             # frame t of every running episode = (obs_t, expert action_t); then step all workers
             for i, ep in enumerate(slots):
                 if ep is not None:
                     _append_frame(ep, obs, i, actions[i], priv[i] if priv.shape[1] else None)
-            self.env.step_async(actions)
+            executed = actions
+            if driver is not None:  # the learner acts, the expert labels
+                active = [i for i, ep in enumerate(slots) if ep is not None]
+                executed = np.asarray(driver.act(obs, actions.copy(), priv, active), np.float32).copy()
+                executed[[i for i in range(n) if i not in active]] = 0.0
+            self.env.step_async(executed)
             self._stepping = True
             while next_yield in finished:  # the consumer writes these while the workers step
                 yield finished.pop(next_yield)
@@ -357,7 +380,7 @@ class ExpertPool:
                     finished[ep.seed], slots[i] = ep, None
                     actions[i] = 0.0  # an idle worker (no seed left) is stepped with a zero action
             if any(ep is None for ep in slots):
-                obs = self._launch(slots, seeds, actions, priv, obs)
+                obs = self._launch(slots, seeds, actions, priv, obs, driver)
         while next_yield in finished:
             yield finished.pop(next_yield)
             next_yield += 1
@@ -369,6 +392,7 @@ class ExpertPool:
         actions: np.ndarray,
         priv: np.ndarray,
         obs: dict | None = None,
+        driver: Driver | None = None,
     ) -> dict:
         """Reset every idle slot with the next seed, if any are left; returns the batched observation."""
         reset_seeds: list[int | None] = [None] * len(slots)
@@ -377,6 +401,8 @@ class ExpertPool:
             if seed is not None:
                 reset_seeds[i], slots[i] = seed, Episode(seed=seed)
                 self.launched.append(seed)
+                if driver is not None:
+                    driver.reset(i)
         mask = np.array([s is not None for s in reset_seeds])
         if not mask.any():
             assert obs is not None
@@ -543,13 +569,18 @@ class RecordingSummary:
     info: dict[str, Any]
 
 
-def record(cfg: RecordConfig, on_episode: Callable[[int, Episode], None] | None = None) -> RecordingSummary:
+def record(
+    cfg: RecordConfig,
+    on_episode: Callable[[int, Episode], None] | None = None,
+    driver: Driver | None = None,
+) -> RecordingSummary:
     """Record `cfg.episodes` successful expert episodes of `cfg.env` into a LeRobot dataset.
 
     The dataset goes to `cfg.dataset_root`. `on_episode(index, episode)` is called for each written episode
-    (e.g. tests compare the rendered frames with the decoded dataset). Raises `RecordingError` if the expert
-    fails too often (`cfg.attempt_cap`), and `ConfigError` for an unknown env id or an existing root without
-    `overwrite`.
+    (e.g. tests compare the rendered frames with the decoded dataset). With a `driver` (DAgger), the driver's
+    actions are executed and the expert's recorded; `driver.describe()` goes into the recording info. Raises
+    `RecordingError` if the expert fails too often (`cfg.attempt_cap`), and `ConfigError` for an unknown env
+    id or an existing root without `overwrite`.
     """
     t0 = time.perf_counter()
     root = cfg.dataset_root.resolve()
@@ -571,7 +602,7 @@ def record(cfg: RecordConfig, on_episode: Callable[[int, Episode], None] | None 
                     features = dataset_features(cfg.env, pool.cameras, pool.state_dim, pool.privileged_names)
                     dataset = _create_dataset(cfg, staging, features)
                 first_index = sum(_n_written(o) for o in outcomes.values())
-                outcomes[task.id] = _collect(cfg, pool, dataset, on_episode, task.id, first_index)
+                outcomes[task.id] = _collect(cfg, pool, dataset, on_episode, task.id, first_index, driver)
                 launched[task.id] = list(pool.launched)
             done = outcomes[task.id]
             if _n_written(done) < cfg.episodes:
@@ -583,6 +614,7 @@ def record(cfg: RecordConfig, on_episode: Callable[[int, Episode], None] | None 
                 )
         dataset.finalize()
         info = _recording_info(cfg, outcomes, launched, time.perf_counter() - t0)
+        info["driver"] = driver.describe() if driver is not None else None
         (staging / RECORDING_INFO).write_text(json.dumps(info, indent=2))
         _publish(staging, root, cfg.overwrite)
     except BaseException:
@@ -613,6 +645,7 @@ def _collect(
     on_episode: Callable[[int, Episode], None] | None,
     task_id: str,
     first_index: int = 0,
+    driver: Driver | None = None,
 ) -> dict[int, tuple[str, int]]:
     """Write successful episodes (in seed order) until `cfg.episodes`; returns seed -> (outcome, steps).
     `on_episode` gets the dataset episode index (`first_index` + episodes written here)."""
@@ -621,7 +654,7 @@ def _collect(
     outcomes: dict[int, tuple[str, int]] = {}
     written = 0
     with tqdm(total=cfg.episodes, desc=f"record {task_id}", unit="ep", disable=not cfg.progress) as bar:
-        for ep in pool.episodes(cfg.seed, cfg.attempt_cap):
+        for ep in pool.episodes(cfg.seed, cfg.attempt_cap, driver):
             # lerobot cannot compute statistics of a 1-frame episode; such a "success" also teaches nothing
             kept = ep.success or (cfg.keep_truncated and ep.truncated)
             ok = kept and len(ep) >= MIN_EPISODE_FRAMES

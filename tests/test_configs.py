@@ -16,6 +16,7 @@ from spatial_backbone.rl.config import RLConfig
 from spatial_backbone.sft.config import SFTConfig
 from spatial_backbone.soup import SoupConfig
 from vla.baselines.act_config import ActTrainConfig
+from vla.dagger import DaggerConfig
 from vla.evaluate import EvalConfig
 from vla.train_config import TrainConfig
 
@@ -25,6 +26,7 @@ APPS = {
     "spatial_data": SpatialDataConfig,
     "spatial_eval": SpatialEvalConfig,
     "record": RecordConfig,
+    "dagger": DaggerConfig,
     "train": TrainConfig,
     "train_act": ActTrainConfig,
     "eval": EvalConfig,
@@ -41,6 +43,7 @@ GROUPS = {
     "spatial_data": [],
     "spatial_eval": ["backbone"],
     "record": ["env"],
+    "dagger": ["env"],
     "train": ["backbone", "head"],
     "train_act": [],
     "eval": ["env"],
@@ -56,6 +59,7 @@ ALIASES = {"fast": "pipeline"}
 # values a config needs before it composes (required keys that have no default)
 REQUIRED = {
     "eval": ["checkpoint=/path/to/checkpoint"],
+    "dagger": ["checkpoint=/path/to/checkpoint"],
     "merge": ["inputs=[/data/lift,/data/reach]"],
     "soup": ["inputs=[/runs/rl_s0/backbone,/runs/rl_s1/backbone]"],
     "export_lerobot": ["checkpoint=/path/to/checkpoint", "output=/path/to/lerobot_policy"],

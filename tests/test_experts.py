@@ -71,3 +71,31 @@ def test_expert_action_drives_a_vector_env(vector_cls):
         assert done.all()
     finally:
         venv.close()
+
+
+def test_pick_expert_starts_over_when_the_object_is_dropped():
+    """DAgger labels states a learner reached: after the object falls out of the hand mid-carry the expert
+    must go back for it (not carry an empty gripper to the plate), and still finish the task."""
+    env = envs.make("svla/PickPlace-v0", cameras=(), max_episode_steps=300)
+    try:
+        expert = make_expert(env)
+        env.reset(seed=7)
+        while expert.phase < 4:  # until it carries the object
+            env.step(expert.act(env))
+        u = env.unwrapped
+        phases = []
+        for _ in range(8):  # a learner opens the hand and moves away: the object drops
+            expert.act(env)
+            phases.append(expert.phase)
+            env.step(np.array([0.0, 0.0, 0.5, -1.0], np.float32))
+        assert np.linalg.norm(u.robot.ee_pos - u.object_pos(u.episode.target)) > 0.04
+        label = expert.act(env)
+        assert min(phases) < 2 and label[3] == -1.0  # it went back to the object, hand open
+        for _ in range(200):
+            _, _, terminated, truncated, info = env.step(label)
+            if info["is_success"] or terminated or truncated:
+                break
+            label = expert.act(env)
+        assert info["is_success"]
+    finally:
+        env.close()
