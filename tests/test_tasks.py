@@ -218,3 +218,29 @@ def test_info_names_the_role_of_the_touched_and_the_nearest_object():
             assert info["nearest"] == expected
     finally:
         env.close()
+
+
+def test_object_off_the_table_ends_the_episode():
+    """A cube pushed over the edge falls for ever (no floor): the episode ends instead of recording
+    positions metres below the table (they would poison the ground-truth statistics of a dataset)."""
+    import mujoco
+
+    env = envs.make("svla/Push-v0", **SMALL)
+    env.reset(seed=0)
+    try:
+        u = env.unwrapped
+        name = u.episode.target
+        model, data = u.scene.model, u.scene.data
+        adr = model.jnt_qposadr[model.body(name).jntadr[0]]
+        data.qpos[adr : adr + 3] = [0.45, 0.0, 0.05]  # beyond the table's edge (x = 0.3)
+        mujoco.mj_forward(model, data)
+        steps = 0
+        for steps in range(1, 41):  # noqa: B007 (the count is asserted)
+            _, _, terminated, truncated, info = env.step(np.zeros(4, np.float32))
+            if terminated:
+                break
+        assert terminated and not truncated and not info["is_success"] and steps > 1
+        assert info["termination_reason"] == f"object_off_table: {name}"
+        assert u.object_pos(name)[2] < -0.05
+    finally:
+        env.close()

@@ -24,6 +24,8 @@ Design decisions:
   with `terminate_on_success` the episode ends on success. Time limits come from `TimeLimit` (registration).
 - An unstable simulation (non-finite qpos/qvel, |qvel| > 1e3, or a MuJoCo bad-qacc/qvel/qpos warning during
   the step) ends the episode with `terminated=True` and `info["termination_reason"]`, instead of crashing.
+  So does an object that fell off the table (centre below `OFF_TABLE_Z`; it falls for ever, there is no
+  floor): the episode cannot succeed any more, and its positions would poison recorded ground truth.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from envs.tasks.sampling import retry
 
 PHYSICS_TIMESTEP = 0.002
 MAX_QVEL = 1e3
+OFF_TABLE_Z = -0.05  # m: an object centre below this has fallen off the table (top at z = 0)
 STATE_BOUND = 10.0  # |agent_pos| entries are clipped to this (metres, m/s; real values stay well inside)
 PRIVILEGED_POINTS, PRIVILEGED_CAMERAS = ("target", "goal"), ("front", "wrist")
 PRIVILEGED_NAMES = tuple(f"{p}_{a}" for p in PRIVILEGED_POINTS for a in "xyz") + tuple(
@@ -188,6 +191,10 @@ class TaskEnv(gym.Env):
         terminated = bool(success and self.terminate_on_success)
         if terminated:
             info["termination_reason"] = "success"
+        fallen = [o.name for o in self.scene.spec.objects if self.object_pos(o.name)[2] < OFF_TABLE_Z]
+        if fallen and not terminated:
+            terminated = True
+            info["termination_reason"] = f"object_off_table: {', '.join(fallen)}"
         return self._observation(), float(sum(components.values())), terminated, False, info
 
     def render(self) -> np.ndarray | None:
