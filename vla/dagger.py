@@ -35,7 +35,8 @@ import torch
 from envs.hydra_utils import ConfigError
 from envs.manifest import hash_files
 from envs.record import RecordConfig, RecordingSummary, record
-from vla.checkpoint import check_features, load_policy, read_features
+from vla.checkpoint import check_features, read_features
+from vla.evaluate import env_features, rollout_policy
 
 
 @dataclass
@@ -124,21 +125,11 @@ def dagger(cfg: DaggerConfig) -> RecordingSummary:
     for task in cfg.env.task_configs():
         env = task.make()
         try:
-            env_feats = {
-                "cameras": list(task.cameras),
-                "state_dim": int(env.observation_space["agent_pos"].shape[0]),
-                "action_dim": int(env.action_space.shape[0]),
-            }
+            feats = env_features(task, env.observation_space, env.action_space)
         finally:
             env.close()
-        check_features(read_features(ckpt), env_feats, f"env {task.id}")
-    policy = load_policy(ckpt, device=cfg.device).eval()
-    if cfg.n_action_steps:
-        policy.cfg.n_action_steps = cfg.n_action_steps
-    if cfg.oracle_grounding:
-        if not hasattr(policy, "oracle_grounding"):
-            raise ConfigError(f"oracle_grounding=true: {ckpt} is not a VLA policy with grounding")
-        policy.oracle_grounding = True
+        check_features(read_features(ckpt), feats, f"env {task.id}")
+    policy = rollout_policy(ckpt, cfg.device, cfg.n_action_steps, cfg.oracle_grounding)
     info = {
         "kind": "dagger",
         "checkpoint": str(ckpt.resolve()),

@@ -117,20 +117,10 @@ def evaluate(cfg: EvalConfig) -> dict:
         video_dir = out / "videos" / env_cfg.id.split("/")[-1] if suite else out / "videos"
         venv = _open_venv(env_cfg, min(cfg.num_envs, cfg.episodes))
         try:
-            env_feats = {
-                "cameras": list(env_cfg.cameras),
-                "state_dim": int(venv.single_observation_space["agent_pos"].shape[0]),
-                "action_dim": int(venv.single_action_space.shape[0]),
-            }
+            env_feats = env_features(env_cfg, venv.single_observation_space, venv.single_action_space)
             check_features(read_features(ckpt), env_feats, f"env {env_cfg.id}")
             if policy is None:
-                policy = load_policy(ckpt, device=cfg.device).eval()
-                if cfg.n_action_steps:
-                    policy.cfg.n_action_steps = cfg.n_action_steps
-                if cfg.oracle_grounding:
-                    if not hasattr(policy, "oracle_grounding"):
-                        raise ValueError(f"oracle_grounding=true: {ckpt} is not a VLA policy with grounding")
-                    policy.oracle_grounding = True
+                policy = rollout_policy(ckpt, cfg.device, cfg.n_action_steps, cfg.oracle_grounding)
             per_task[env_cfg.id] = _evaluate_task(policy, venv, env_cfg, seeds, cfg, video_dir)
         finally:
             venv.close()
@@ -157,6 +147,28 @@ def evaluate(cfg: EvalConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def env_features(env_cfg: RecordEnvConfig, observation_space, action_space) -> dict:
+    """The features a checkpoint must match (`check_features`): cameras, state and action dimensions."""
+    return {
+        "cameras": list(env_cfg.cameras),
+        "state_dim": int(observation_space["agent_pos"].shape[0]),
+        "action_dim": int(action_space.shape[0]),
+    }
+
+
+def rollout_policy(ckpt: Path, device: str, n_action_steps: int = 0, oracle_grounding: bool = False):
+    """A checkpoint loaded for rollouts (eval mode), with the re-planning interval (0 = the checkpoint's) and
+    the oracle-grounding diagnostic set as asked."""
+    policy = load_policy(ckpt, device=device).eval()
+    if n_action_steps:
+        policy.cfg.n_action_steps = n_action_steps
+    if oracle_grounding:
+        if not hasattr(policy, "oracle_grounding"):
+            raise ValueError(f"oracle_grounding=true: {ckpt} is not a VLA policy with grounding")
+        policy.oracle_grounding = True
+    return policy
 
 
 def _open_venv(env_cfg: RecordEnvConfig, n_envs: int) -> gym.vector.VectorEnv:
