@@ -303,7 +303,8 @@ class Driver(Protocol):
 
     def act(self, obs: dict, expert: np.ndarray, privileged: np.ndarray, active: list[int]) -> np.ndarray:
         """Executed actions [num_envs, A] for the batched `obs`; `expert` [num_envs, A] are the labels,
-        `privileged` the envs' privileged state (width 0 if none); only rows in `active` are used."""
+        `privileged` the envs' privileged state (width 0 if none); rows not in `active` step idle workers
+        whose results are ignored."""
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -356,11 +357,10 @@ class ExpertPool:
             for i, ep in enumerate(slots):
                 if ep is not None:
                     _append_frame(ep, obs, i, actions[i], priv[i] if priv.shape[1] else None)
-            executed = actions
+            executed = actions  # the frames above hold copies: a driver may not change the labels
             if driver is not None:  # the learner acts, the expert labels
                 active = [i for i, ep in enumerate(slots) if ep is not None]
-                executed = np.asarray(driver.act(obs, actions.copy(), priv, active), np.float32).copy()
-                executed[[i for i in range(n) if i not in active]] = 0.0
+                executed = np.asarray(driver.act(obs, actions, priv, active), np.float32)
             self.env.step_async(executed)
             self._stepping = True
             while next_yield in finished:  # the consumer writes these while the workers step
