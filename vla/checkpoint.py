@@ -142,6 +142,8 @@ def init_policy_from(
     checkpoint's); the head is built from `cfg.head` and
     must match the checkpoint's parameter for parameter; the normalizers come from `stats`, not the
     checkpoint (usual practice when fine-tuning on a new dataset). Optimizer, schedule and step start fresh.
+    Switching `head.kwargs.motion` keeps the perception (backbone, queries, grounding) and starts the action
+    decoder fresh.
     """
     path, where = Path(ckpt_dir), f"init_from={str(ckpt_dir)!r}"
     if policy_type(path) != DEFAULT_POLICY_TYPE:
@@ -176,6 +178,12 @@ def init_policy_from(
         if k in own and v.shape != own[k].shape
     ]
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if cfg.head.kwargs.get("motion", False) != src.cfg.head.kwargs.get("motion", False):
+        # switching the action decoder (head.kwargs.motion): perception carries over, the decoder starts fresh
+        fresh = ("head.motion.", "head.mlp.", "head.state_proj.")
+        missing = [k for k in missing if not k.startswith(fresh)]
+        unexpected = [k for k in unexpected if not k.startswith(fresh)]
+        log.info("%s: head.kwargs.motion differs from the checkpoint's: the action decoder is new", where)
     if bad or missing or unexpected:
         raise CheckpointError(
             f"{where} does not match this policy (head.kwargs, chunk_size, cameras or dataset features "

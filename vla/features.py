@@ -25,6 +25,8 @@ class BackboneFeatures:
         None  # [B, S, 2 + C]: image tokens' (x, y) in [-1, 1] + camera one-hot
     )
     image_mask: torch.Tensor | None = None  # [B, S] True at image tokens
+    instruction: torch.Tensor | None = None  # [B, L, D] input embeddings of the instruction's words alone
+    instruction_mask: torch.Tensor | None = None  # [B, L] 1 = word, 0 = padding
 
     @property
     def queries(self) -> list[torch.Tensor]:  # per layer [B, Q, D]

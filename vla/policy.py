@@ -25,6 +25,7 @@ from vla.features import BackboneFeatures, image_token_coords, select_layers
 from vla.film import VisionFiLM
 from vla.heads import HeadDims, build_head
 from vla.heads.action_tokens import ACTION_TOKENS
+from vla.motion_data import MOTION_KEY
 from vla.normalize import feature_dim
 from vla.processor import ACTION_KEY, N_AUX_XYZ, PRIVILEGED_KEY, STATE_KEY, RawObservation, VLAProcessor
 
@@ -86,7 +87,7 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
         )
         self.state_norm, self.action_norm = self.processor.state_norm, self.processor.action_norm
         grounding = getattr(self.head, "grounding", None)
-        if grounding is not None and grounding.ee_relative:
+        if grounding is not None:  # `Grounding.relative` (ee_relative, the motion decoder) works in metres
             aux, st = self.processor.aux_norm, self.state_norm
             grounding.set_frames(
                 xyz_center=aux.center[:N_AUX_XYZ],
@@ -156,7 +157,8 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
             len(self.cfg.cameras),
         )
         start = ids.shape[1] - (q.shape[1] if q is not None else 0)
-        return BackboneFeatures(hs, mask, start, coords, img_mask)
+        words = self.backbone.get_input_embeddings()(inputs["instruction_ids"]).float()  # [B, L, D]
+        return BackboneFeatures(hs, mask, start, coords, img_mask, words, inputs["instruction_mask"])
 
     def _lm_inputs(self, inputs: dict, actions: torch.Tensor | None) -> dict:
         suffix = self.head.suffix_ids(inputs["state"], actions)  # [B, L]
@@ -191,8 +193,24 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
         else:
             feats = self._features(inputs)
             loss, metrics = self.head.loss(feats, inputs["state"], actions, is_pad, inputs.get("aux"))
+        if MOTION_KEY in batch:
+            m_loss, m_metrics = self._motion_loss(batch[MOTION_KEY])
+            loss, metrics = loss + m_loss, metrics | m_metrics
         metrics["loss"] = float(loss.detach())
         return loss, metrics
+
+    def _motion_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """The motion decoder's loss on image-free frames (`vla.motion_data`, `svla-train motion_batch=N`)."""
+        if getattr(self.head, "motion", None) is None:
+            raise ValueError(
+                f"the batch carries motion frames (motion_batch > 0) but head {self.cfg.head.name!r} has no "
+                "motion decoder: set head=l1_chunk head.kwargs.motion=true, or motion_batch=0"
+            )
+        m = self._to_device(self.processor.motion_inputs(batch))
+        words = self.backbone.get_input_embeddings()(m["instruction_ids"]).float()  # [B, L, D]
+        return self.head.motion_loss(
+            m["state"], m["xyz"], m["actions"], m["action_is_pad"], words, m["instruction_mask"]
+        )
 
     @torch.no_grad()
     def predict_action_chunk(self, obs: dict) -> torch.Tensor:

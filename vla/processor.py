@@ -144,6 +144,33 @@ class VLAProcessor:
         text = text.replace("<|placeholder|>", "<|image_pad|>")
         return tuple(self.tok(text, add_special_tokens=False)["input_ids"])
 
+    def _instruction_batch(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The instructions alone, right padded: ids [B, L] and mask [B, L] (what `policy.film` conditions the
+        vision tower on and the motion decoder's instruction code pools)."""
+        pad = self.tok.pad_token_id
+        words = [self._instruction_ids(s) or (pad,) for s in instructions]
+        ids = torch.full((len(words), max(len(w) for w in words)), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, w in enumerate(words):
+            ids[i, : len(w)] = torch.tensor(w)
+            mask[i, : len(w)] = 1
+        return ids, mask
+
+    def motion_inputs(self, batch: dict) -> dict[str, torch.Tensor]:
+        """An image-free training batch (`vla.motion_data`: state, privileged state, action chunk, task) ->
+        the motion decoder's inputs, normalized exactly as `__call__` normalizes a full batch."""
+        if self.aux_norm is None:
+            raise StatsError(f"motion frames need {PRIVILEGED_KEY} statistics; have {sorted(self.stats)}")
+        ids, mask = self._instruction_batch(list(batch["task"]))
+        return {
+            "state": self.state_norm(batch[STATE_KEY].float()),
+            "xyz": self.aux_targets(batch[PRIVILEGED_KEY].float())["xyz"],
+            "actions": self.action_norm(batch[ACTION_KEY].float()),
+            "action_is_pad": batch["action_is_pad"],
+            "instruction_ids": ids,
+            "instruction_mask": mask,
+        }
+
     def __call__(self, raw: RawObservation) -> dict[str, torch.Tensor]:
         b = raw.state.shape[0]
         if len(raw.instructions) != b:
@@ -167,13 +194,7 @@ class VLAProcessor:
             input_ids[i, length - len(r) :] = torch.tensor(r)
             attention_mask[i, length - len(r) :] = 1
         mm = (input_ids == self.hf.image_token_id).long()
-        # the instruction alone, right padded: what `policy.film` conditions the vision tower on
-        words = [self._instruction_ids(s) or (pad,) for s in raw.instructions]
-        instruction_ids = torch.full((b, max(len(w) for w in words)), pad, dtype=torch.long)
-        instruction_mask = torch.zeros_like(instruction_ids)
-        for i, w in enumerate(words):
-            instruction_ids[i, : len(w)] = torch.tensor(w)
-            instruction_mask[i, : len(w)] = 1
+        instruction_ids, instruction_mask = self._instruction_batch(raw.instructions)
         out = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,

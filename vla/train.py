@@ -48,6 +48,7 @@ from spatial_backbone.training_state import (
 from vla.augment import TrainAugment
 from vla.checkpoint import check_features, init_policy_from, load_policy, read_features, save_policy
 from vla.data import DatasetError, batch_indices, dataset_features, open_dataset
+from vla.motion_data import MotionFrames, with_motion
 from vla.normalize import select_stats
 from vla.policy import SpatialVLAPolicy
 from vla.processor import ACTION_KEY, PRIVILEGED_KEY, STATE_KEY
@@ -230,13 +231,16 @@ def run_loop(run: Run, loader, loop: LoopConfig, start: int, last_good: str | No
     }
 
 
-def fit(acc: Accelerator, cfg, policy, groups: list[dict], dataset, out: Path, ckpt, write) -> dict:
+def fit(
+    acc: Accelerator, cfg, policy, groups: list[dict], dataset, out: Path, ckpt, write, motion=None
+) -> dict:
     """What svla-train and the peer baselines share after building their policy: AdamW over `groups`, warmup +
     cosine, restoring a checkpoint's optimizer/scheduler/step (or writing the run's config), then `run_loop`.
 
     `cfg` needs steps, batch_size, seed, num_workers, save_every, log_every, progress, dataset and optim
     (warmup_steps, weight_decay, grad_clip); `write(policy, path, training_state=, extra_files=)` saves one
-    checkpoint (`save_policy` or a baseline's own)."""
+    checkpoint (`save_policy` or a baseline's own). `motion`: `MotionFrames` to add `cfg.motion_batch`
+    image-free frames to every batch (`vla.motion_data`), or None."""
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.optim.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.optim.warmup_steps, cfg.steps)
 
@@ -250,6 +254,8 @@ def fit(acc: Accelerator, cfg, policy, groups: list[dict], dataset, out: Path, c
 
     policy, optimizer, scheduler = acc.prepare(policy, optimizer, scheduler)
     loader = make_loader(dataset, cfg.batch_size, cfg.seed, start, acc, cfg.num_workers)
+    if motion is not None:
+        loader = with_motion(loader, motion, cfg.motion_batch, cfg.seed, start, acc.process_index)
     loop = LoopConfig(cfg.steps, cfg.save_every, cfg.log_every, cfg.optim.grad_clip, cfg.progress)
 
     def save(policy, path: Path, state: dict) -> None:
@@ -295,4 +301,5 @@ def train(cfg: TrainConfig) -> dict:
     apply_freeze(policy, cfg.freeze)
     if cfg.policy.lora.enabled:
         train_only_lora(policy)
-    return fit(acc, cfg, policy, param_groups(policy, cfg), dataset, out, ckpt, save_policy)
+    motion = MotionFrames(dataset, cfg.policy.chunk_size) if cfg.motion_batch else None
+    return fit(acc, cfg, policy, param_groups(policy, cfg), dataset, out, ckpt, save_policy, motion)

@@ -48,7 +48,9 @@ class TrainConfig:
     and are copied into `policy`, which holds the rest of the policy options. `augment`: train-time image
     augmentation (`vla.augment`, off by default). `init_from`: a spatial-vla checkpoint whose weights start
     this run (fine-tuning / curriculum: backbone and head weights from it, normalization from this dataset,
-    optimizer and schedule fresh); null = the backbone factory's weights and a fresh head."""
+    optimizer and schedule fresh); null = the backbone factory's weights and a fresh head. `motion_batch`:
+    image-free frames per step for the motion decoder (`head.kwargs.motion=true`, `vla.motion_data`);
+    0 = off."""
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
@@ -66,6 +68,7 @@ class TrainConfig:
     log_every: int = 10
     resume: bool = False
     init_from: str | None = None
+    motion_batch: int = 0
     progress: bool = True
 
     def __post_init__(self):
@@ -75,3 +78,10 @@ class TrainConfig:
         for name in ("steps", "batch_size", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.motion_batch < 0:
+            raise ValueError(f"motion_batch={self.motion_batch} must be >= 0 (0 = no image-free frames)")
+        if self.motion_batch and not self.head.kwargs.get("motion", False):
+            raise ValueError(
+                f"motion_batch={self.motion_batch} trains the motion decoder, but head {self.head.name!r} "
+                f"has none: set head=l1_chunk head.kwargs.motion=true, or motion_batch=0"
+            )

@@ -213,11 +213,11 @@ class Grounding(nn.Module):
         ptr_dim = self.pointers.out_dim if self.pointers else 0
         self.xyz = AuxTargets(dims.hidden + extra_dim + ptr_dim, dims.aux_dim)
         self.ee_relative = ee_relative
-        if ee_relative:  # metric frames, set by the policy from the dataset statistics (`set_frames`)
-            self.register_buffer("xyz_center", torch.zeros(dims.aux_dim), persistent=False)
-            self.register_buffer("xyz_scale", torch.ones(dims.aux_dim), persistent=False)
-            self.register_buffer("ee_center", torch.zeros(3), persistent=False)
-            self.register_buffer("ee_scale", torch.ones(3), persistent=False)
+        # metric frames, set by the policy from the dataset statistics (`set_frames`): `relative` needs them
+        self.register_buffer("xyz_center", torch.zeros(dims.aux_dim), persistent=False)
+        self.register_buffer("xyz_scale", torch.ones(dims.aux_dim), persistent=False)
+        self.register_buffer("ee_center", torch.zeros(3), persistent=False)
+        self.register_buffer("ee_scale", torch.ones(3), persistent=False)
         self.out_dim = ptr_dim + dims.aux_dim * (2 if ee_relative else 1)
 
     def set_frames(self, **frames: torch.Tensor) -> None:
