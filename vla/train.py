@@ -265,6 +265,12 @@ def fit(
     return run_loop(run, loader, loop, start, str(ckpt) if ckpt else None)
 
 
+def policy_stats(dataset) -> dict:
+    """The dataset statistics a new policy normalizes with: state, action and (when recorded) privileged."""
+    keys = (STATE_KEY, ACTION_KEY) + ((PRIVILEGED_KEY,) if PRIVILEGED_KEY in dataset.meta.stats else ())
+    return select_stats(dataset.meta.stats, keys)
+
+
 def train(cfg: TrainConfig) -> dict:
     """Run (or resume) training; returns a summary with the final loss and the checkpoint path."""
     out = Path(cfg.output_dir)
@@ -286,8 +292,7 @@ def train(cfg: TrainConfig) -> dict:
                 f"policy.cameras={cfg.policy.cameras} but dataset {cfg.dataset.repo_id} has cameras "
                 f"{have}; set policy.cameras to a subset of them"
             )
-        keys = (STATE_KEY, ACTION_KEY) + ((PRIVILEGED_KEY,) if PRIVILEGED_KEY in dataset.meta.stats else ())
-        stats = select_stats(dataset.meta.stats, keys)
+        stats = policy_stats(dataset)
         if cfg.init_from:
             check_features(
                 read_features(cfg.init_from), dataset_features(dataset, cfg.policy.cameras), "dataset"
