@@ -41,6 +41,7 @@ class L1ChunkHead(ActionHead):
         ee_relative: bool = False,
         teacher_forcing: float = 0.0,
         motion: bool = False,
+        motion_hidden: int = 1024,
     ):
         super().__init__()
         self.dims, self.aux_weight = dims, aux_weight
@@ -66,7 +67,7 @@ class L1ChunkHead(ActionHead):
                 f"privileged.target_goal in the dataset and aux_weight > 0 (got aux_weight={aux_weight!r}, "
                 f"privileged positions in the statistics: {bool(dims.aux_dim)})"
             )
-        self.motion = MotionDecoder(dims, mlp_hidden) if motion else None
+        self.motion = MotionDecoder(dims, motion_hidden) if motion else None
         self.mlp = (
             None
             if motion

@@ -29,7 +29,7 @@ from vla.heads.base import HeadDims
 
 
 class MotionDecoder(nn.Module):
-    def __init__(self, dims: HeadDims, hidden: int = 256, task_dim: int = 32):
+    def __init__(self, dims: HeadDims, hidden: int = 1024, task_dim: int = 32):
         super().__init__()
         if not dims.aux_dim:
             raise ValueError(
