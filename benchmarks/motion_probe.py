@@ -9,18 +9,20 @@ backbone and grounding head stay at their initialization: their output is replac
 
 The success rate against the number of training samples (steps x batch) is what the motion needs once
 perception is solved. Session 16, PickPlace from 600 demonstrations (`full2/pick_place`), 30 episodes:
-1000x16 -> 3% (motion_l1 0.259), 4000x64 -> 90% [74, 97] (0.132), 4000x256 -> 87% [70, 95] (0.113). The
-same decoder trained on five tasks at once (300 demonstrations each): 0% on PickPlace and Stack at 4000x256
-(see the README, session 16). Printed per budget: samples, final motion_l1, success with its Wilson 95%
-interval, training seconds.
+1000x16 -> 3% (motion_l1 0.259), 4000x64 -> 90% [74, 97] (0.132), 4000x256 -> 87% [70, 95] (0.113).
+On five tasks at once (session 17): 0% on PickPlace and Stack at width 256 (`head.kwargs.motion_hidden=256`),
+100% at the default 1024 (README, sessions 16-17). Printed per budget: samples, final motion_l1, success with
+its Wilson 95% interval, training seconds.
 
-    .venv/bin/python benchmarks/motion_probe.py --dataset /work/runs/datasets/full2/pick_place \
-        --env pick_place --budgets 1000x16 4000x64 4000x256 --episodes 30
+    svla-record env=pick_place episodes=600 seed=2000000 root=D repo_id=local/pick_place
+    .venv/bin/python benchmarks/motion_probe.py --dataset D --env pick_place \
+        --budgets 1000x16 4000x64 4000x256 --episodes 30
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 import tempfile
@@ -51,14 +53,14 @@ def train_decoder(policy, frames, steps: int, batch: int, lr: float, seed: int) 
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     g = torch.Generator().manual_seed(seed)
-    tail = []
+    tail: collections.deque[float] = collections.deque(maxlen=100)
     for _ in range(steps):
         loss, metrics = policy._motion_loss(frames.sample(batch, g))
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
-        tail = (tail + [metrics["motion_l1"]])[-100:]
+        tail.append(metrics["motion_l1"])
     return sum(tail) / len(tail)
 
 
