@@ -445,6 +445,40 @@ def test_oracle_grounding_feeds_the_true_positions_to_the_decoder_only_when_aske
     assert torch.equal(found[:, -aux["xyz"].shape[1] :], aux["xyz"])
 
 
+@pytest.mark.parametrize("head", ["l1_chunk", "flow_matching"])
+def test_rollout_grounding_error_is_the_metric_distance_of_the_heads_own_prediction(head):
+    """`svla-eval` measures perception at rollout: with the privileged state in the observation, each
+    prediction sets `last_grounding_error` [B, P] = metres between the head's own 3D target/goal and the true
+    ones (0 when the truth equals the prediction, 3 cm when the target is moved 3 cm), without changing the
+    chunk; without it, None."""
+    from envs.record import PRIVILEGED_KEY
+    from envs.tasks.base import PRIVILEGED_NAMES
+
+    n = len(PRIVILEGED_NAMES)
+    mean, std = [0.2] * n, [0.1] * n
+    stats = STATS | {PRIVILEGED_KEY: {"mean": mean, "std": std}}
+    torch.manual_seed(0)
+    policy = SpatialVLAPolicy(PolicyConfig(head=HeadConfig(name=head)), stats).eval()
+
+    def predict(priv):
+        torch.manual_seed(1)  # flow matching samples its noise
+        return policy.predict_action_chunk(_obs() if priv is None else _obs() | {"privileged_state": priv})
+
+    plain = predict(None)
+    assert policy.last_grounding_error is None
+    inputs = policy.processor(policy.processor.raw_from_env(_obs()))
+    _, own = policy.head.predict_with_grounding(policy._features(inputs), inputs["state"])  # [B, 6]
+    priv = np.zeros((2, n), dtype=np.float32)
+    priv[:, :6] = own.detach().numpy() * 0.1 + 0.2  # the head's own prediction, in metres
+    assert torch.equal(predict(priv), plain)  # measured, never acted on
+    assert policy.last_grounding_error.shape == (2, 2)
+    assert np.allclose(policy.last_grounding_error, 0.0, atol=1e-5)
+    priv[:, 0] += 0.03  # the target 3 cm away along x
+    predict(priv)
+    assert np.allclose(policy.last_grounding_error[:, 0], 0.03, atol=1e-5)
+    assert np.allclose(policy.last_grounding_error[:, 1], 0.0, atol=1e-5)
+
+
 def test_ee_relative_features_are_the_points_minus_the_end_effector_in_metric_units():
     """`ee_relative=true`: the decoder reads (target - ee) and (goal - ee) in decimetres, computed from the
     normalized predictions and state with the dataset statistics (not from the normalized values)."""

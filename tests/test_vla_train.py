@@ -170,6 +170,10 @@ def test_eval_writes_results_manifest_and_videos(dataset, tmp_path):
         assert rec["relation"] in (*RELATIONS, "color", "only")
     d = saved["diagnostics"]
     assert sum(v["episodes"] for v in d["success_by_relation"].values()) == 3
+    # perception at rollout: cm between the policy's own target/goal and the true ones, every episode
+    firsts = [rec["grounding_cm"]["target"]["first"] for rec in saved["records"]]
+    assert all(0 < f < 100 for f in firsts)  # a tiny policy is off, but not by a metre
+    assert d["grounding_cm"]["target"]["first_all"] == pytest.approx(np.mean(firsts), abs=0.01)
     assert d["failures"] == 3 - saved["successes"] and sum(d["first_touch_all"].values()) == pytest.approx(1)
     import av
 

@@ -28,6 +28,9 @@ def results_table(r: dict, title: str) -> Table:
         table.add_column(col)
     if diag:
         table.add_column("failed: touched first\ntarget/ref/other/none")
+    grounding = any("grounding_cm" in t.get("diagnostics", {}) for t in rows)
+    if grounding:
+        table.add_column("grounding error, cm\ntarget/goal, first chunk")
     for t in rows:
         lo, hi = t["wilson95"]
         cells = [
@@ -42,6 +45,9 @@ def results_table(r: dict, title: str) -> Table:
             cells.append(
                 "/".join(f"{v:.0%}" for v in d.values()) if d and t["diagnostics"]["failures"] else ""
             )
+        if grounding:
+            g = t.get("diagnostics", {}).get("grounding_cm", {})
+            cells.append("/".join(f"{v['first_all']:.1f}" for v in g.values()))
         table.add_row(*cells)
     if "suite" in r:
         table.add_section()

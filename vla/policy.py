@@ -101,6 +101,7 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
         self.oracle_grounding = False
         # train-time augmentation of RawObservations (`vla.augment`, set by svla-train); never used at rollout
         self.train_transform: Callable[[RawObservation], RawObservation] | None = None
+        self.last_grounding_error = None  # [B, P] metres, set by each prediction (`_measure_grounding`)
         self._init_queue()
 
     @property
@@ -237,5 +238,17 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
                     f"privileged state: {raw.privileged is not None}"
                 )
             oracle = inputs["aux"] if self.oracle_grounding else None
-            chunk = self.head.predict(self._features(inputs), inputs["state"], oracle=oracle)
+            chunk, xyz = self.head.predict_with_grounding(self._features(inputs), inputs["state"], oracle)
+            self._measure_grounding(xyz, inputs.get("aux"))
         return self.action_norm.inverse(chunk.float())  # [B, H, A]
+
+    def _measure_grounding(self, xyz: torch.Tensor | None, true: dict | None) -> None:
+        """Diagnostic: `last_grounding_error` [B, P] = metres between the head's own 3D target/goal prediction
+        and the true positions, when the observation carries the privileged state (`svla-eval` passes it
+        for our suite; the policy never acts on it unless `oracle_grounding`); else None."""
+        grounding = getattr(self.head, "grounding", None)
+        self.last_grounding_error = None
+        if xyz is None or true is None or grounding is None:
+            return
+        err = grounding.metres(xyz.float()) - grounding.metres(true["xyz"].to(xyz).float())  # [B, P, 3]
+        self.last_grounding_error = err.norm(dim=-1).cpu().numpy()  # [B, P]

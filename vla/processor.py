@@ -114,7 +114,9 @@ class VLAProcessor:
         state = state.unsqueeze(0) if state.ndim == 1 else state
         instr = obs["instruction"]
         instr = [instr] if isinstance(instr, str) else [str(s) for s in instr]
-        priv = obs.get("privileged_state")  # only `svla-eval oracle_grounding=true` puts it here
+        # only `svla-eval` puts it here: as the oracle's input (`oracle_grounding=true`) or to measure the
+        # grounding error at rollout; the policy never acts on it otherwise
+        priv = obs.get("privileged_state")
         if priv is not None:
             priv = torch.as_tensor(np.asarray(priv), dtype=torch.float32)
             priv = priv.unsqueeze(0) if priv.ndim == 1 else priv

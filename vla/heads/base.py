@@ -57,6 +57,14 @@ class ActionHead(nn.Module):
         predictions, for heads with grounding (`svla-eval oracle_grounding=true`, a diagnostic)."""
         raise NotImplementedError
 
+    def predict_with_grounding(
+        self, feats: BackboneFeatures, state: torch.Tensor, oracle: dict | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The chunk [B, H, A] and the head's own 3D target/goal prediction [B, P * 3] (normalized), or None
+        for heads without grounding. The prediction is the head's even under `oracle`: `svla-eval` compares
+        it with the true positions to measure perception at rollout."""
+        return self.predict(feats, state, oracle=oracle), None
+
 
 HEADS: dict[str, Callable[..., ActionHead]] = {}
 

@@ -124,11 +124,15 @@ class FlowMatchingHead(ActionHead):
 
     @torch.no_grad()
     def predict(self, feats, state, generator: torch.Generator | None = None, oracle: dict | None = None):
-        ctx, ctx_pad, state, _ = self._context(feats, state, oracle)
+        return self.predict_with_grounding(feats, state, oracle, generator)[0]
+
+    @torch.no_grad()
+    def predict_with_grounding(self, feats, state, oracle=None, generator: torch.Generator | None = None):
+        ctx, ctx_pad, state, pred = self._context(feats, state, oracle)
         b = state.shape[0]
         x = torch.randn(b, self.dims.chunk, self.dims.action_dim, generator=generator, device=state.device)
         dt = 1.0 / self.num_steps
         for i in range(self.num_steps):
             t = torch.full((b,), 1.0 - i * dt, device=state.device)
             x = x - dt * self._velocity(ctx, ctx_pad, state, x, t)
-        return x  # [B, H, A]
+        return x, pred.get("xyz")  # [B, H, A], [B, P * 3] or None

@@ -227,13 +227,17 @@ class Grounding(nn.Module):
         for name, v in frames.items():
             getattr(self, name).copy_(torch.as_tensor(v, dtype=torch.float32))
 
+    def metres(self, xyz: torch.Tensor) -> torch.Tensor:
+        """Normalized points [B, P * 3] -> world positions in metres [B, P, 3]."""
+        return (xyz * self.xyz_scale + self.xyz_center).view(xyz.shape[0], -1, 3)
+
     def relative(self, xyz: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """Each point minus the end-effector position, in decimetres: xyz [B, P * 3] (normalized), state
         [B, S] (normalized, end-effector first) -> [B, P * 3]. What a waypoint controller computes: the
         approach is (target - ee), the carry (goal - ee); an MLP that must learn the subtraction from two
         differently normalized inputs learns it slowly and imprecisely (session 14: with the true positions
         fed in, a policy without it still missed the target by ~3 cm and never carried it to the goal)."""
-        pts = (xyz * self.xyz_scale + self.xyz_center).view(xyz.shape[0], -1, 3)  # [B, P, 3] metres
+        pts = self.metres(xyz)  # [B, P, 3]
         ee = state[:, :3] * self.ee_scale + self.ee_center  # [B, 3] metres
         return ((pts - ee[:, None]) * 10.0).flatten(1)  # [B, P * 3] decimetres
 

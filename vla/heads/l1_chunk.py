@@ -132,6 +132,10 @@ class L1ChunkHead(ActionHead):
     ) -> torch.Tensor:
         return self._forward(feats, state, oracle)[0]
 
+    def predict_with_grounding(self, feats, state, oracle=None):
+        chunk, aux = self._forward(feats, state, oracle)  # [B, H, A], {"xyz": [B, P * 3], ...}
+        return chunk, aux.get("xyz")
+
     def loss(self, feats, state, actions, is_pad, aux=None):
         pred, aux_pred = self._forward(feats, state, teacher=aux)  # [B, H, A], {"xyz", "uv"}
         l1 = masked_mean((pred - actions).abs().mean(-1), is_pad)
