@@ -236,6 +236,54 @@ def test_pointer_position_keys_let_a_query_choose_a_token_by_where_it_is(pos_key
         assert float(loss) > 0.7
 
 
+@pytest.mark.parametrize("offsets", [False, True])
+def test_pointer_offsets_reach_below_the_token_grid(offsets):
+    """An object sits off its token's centre by up to 0.2 (tokens are 0.5 apart) and its token's hidden state
+    says by how much: a soft-argmax over token centres cannot follow (its other tokens are all alike, so
+    spreading attention only pulls towards the grid's middle), per-token offsets read it off, also in new
+    scenes."""
+    from vla.features import BackboneFeatures
+    from vla.heads.grounding import TargetPointers
+
+    d, side = 16, 4
+    c = (torch.arange(side) + 0.5) / side * 2 - 1
+    xy = torch.stack(torch.meshgrid(c, c, indexing="xy"), -1).reshape(-1, 2)  # [S, 2]
+
+    def scenes(n, gen):
+        emb = torch.randn(2, d, generator=torch.Generator().manual_seed(0))  # background, object
+        where = torch.randn(2, d, generator=torch.Generator().manual_seed(1))  # how a token says its offset
+        k = torch.randint(0, side * side, (n,), generator=gen)
+        off = (torch.rand(n, 2, generator=gen) * 2 - 1) * 0.2  # [n, 2]
+        h = emb[0].expand(n, side * side, d).clone()  # [n, S, D]
+        h[torch.arange(n), k] = emb[1] + off @ where
+        feats = BackboneFeatures(
+            hidden_states=[h],
+            attention_mask=torch.ones(n, side * side),
+            query_start=side * side,
+            token_coords=torch.cat([xy.expand(n, -1, -1), torch.ones(n, side * side, 1)], -1),
+            image_mask=torch.ones(n, side * side, dtype=torch.bool),
+        )
+        return feats, (xy[k] + off).view(n, 1, 1, 2)
+
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(2)
+    train_f, train_t = scenes(512, gen)
+    test_f, test_t = scenes(256, torch.Generator().manual_seed(3))
+    ptr = TargetPointers(d, 1, 1, 1, offsets=offsets)
+    opt = torch.optim.Adam(ptr.parameters(), lr=1e-2)
+    for _ in range(200):
+        loss = TargetPointers.uv_loss(ptr(torch.ones(512, d), train_f)[0], train_t)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        err = float(TargetPointers.uv_loss(ptr(torch.ones(256, d), test_f)[0], test_t))
+    if offsets:
+        assert err < 0.05
+    else:  # |u| + |v| of the offsets averages 0.2
+        assert err > 0.12
+
+
 def test_pointer_ce_adds_a_falling_term_to_the_loss():
 
     policy, batch = _grounded_policy({"pointer_ce": 0.5})

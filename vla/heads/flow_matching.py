@@ -49,6 +49,7 @@ class FlowMatchingHead(ActionHead):
         pointer_hops: int = 0,
         ee_relative: bool = False,
         teacher_forcing: float = 0.0,
+        pointer_offsets: bool = False,
     ):
         super().__init__()
         self.dims, self.num_steps, self.expert_dim, self.aux_weight = dims, num_steps, expert_dim, aux_weight
@@ -65,6 +66,7 @@ class FlowMatchingHead(ActionHead):
                 pointer_hops=pointer_hops,
                 ee_relative=ee_relative,
                 teacher_forcing=teacher_forcing,
+                pointer_offsets=pointer_offsets,
             )
             if dims.aux_dim and aux_weight > 0
             else None

@@ -42,6 +42,7 @@ class L1ChunkHead(ActionHead):
         teacher_forcing: float = 0.0,
         motion: bool = False,
         motion_hidden: int = 1024,
+        pointer_offsets: bool = False,
     ):
         super().__init__()
         self.dims, self.aux_weight = dims, aux_weight
@@ -56,7 +57,16 @@ class L1ChunkHead(ActionHead):
         )
         kp_dim = self.keypoints.out_dim if self.keypoints else 0
         self.grounding = (
-            Grounding(dims, kp_dim, pointer_ce, pointer_pos, pointer_hops, ee_relative, teacher_forcing)
+            Grounding(
+                dims,
+                kp_dim,
+                pointer_ce,
+                pointer_pos,
+                pointer_hops,
+                ee_relative,
+                teacher_forcing,
+                pointer_offsets,
+            )
             if dims.aux_dim and aux_weight > 0
             else None
         )
