@@ -527,6 +527,22 @@ def test_rollout_grounding_error_is_the_metric_distance_of_the_heads_own_predict
     assert np.allclose(policy.last_grounding_error[:, 1], 0.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("xyz_state", [False, True])
+def test_xyz_state_lets_the_3d_prediction_read_where_the_wrist_camera_is(xyz_state):
+    """`xyz_state=true`: the 3D target/goal prediction reads the proprio state (the wrist camera's pose), so
+    the same images with the arm elsewhere give another prediction; off, the state cannot reach it."""
+    policy, batch = _grounded_policy({"xyz_state": xyz_state, "motion": True})
+    policy.eval()
+    inputs = policy.processor(policy.processor.raw_from_dataset(batch))
+    feats = policy._features(inputs)
+    moved = inputs["state"] + 1.0
+    with torch.no_grad():
+        a = policy.head.predict_with_grounding(feats, inputs["state"])[1]
+        b = policy.head.predict_with_grounding(feats, moved)[1]
+    assert a.shape == (B, 6)
+    assert torch.allclose(a, b) != xyz_state
+
+
 def test_ee_relative_features_are_the_points_minus_the_end_effector_in_metric_units():
     """`ee_relative=true`: the decoder reads (target - ee) and (goal - ee) in decimetres, computed from the
     normalized predictions and state with the dataset statistics (not from the normalized values)."""

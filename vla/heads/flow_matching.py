@@ -50,6 +50,7 @@ class FlowMatchingHead(ActionHead):
         ee_relative: bool = False,
         teacher_forcing: float = 0.0,
         pointer_offsets: bool = False,
+        xyz_state: bool = False,
     ):
         super().__init__()
         self.dims, self.num_steps, self.expert_dim, self.aux_weight = dims, num_steps, expert_dim, aux_weight
@@ -67,6 +68,7 @@ class FlowMatchingHead(ActionHead):
                 ee_relative=ee_relative,
                 teacher_forcing=teacher_forcing,
                 pointer_offsets=pointer_offsets,
+                xyz_state=xyz_state,
             )
             if dims.aux_dim and aux_weight > 0
             else None

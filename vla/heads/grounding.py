@@ -204,6 +204,7 @@ class Grounding(nn.Module):
         ee_relative: bool = False,
         teacher_forcing: float = 0.0,
         pointer_offsets: bool = False,
+        xyz_state: bool = False,
     ):
         super().__init__()
         if not 0.0 <= teacher_forcing <= 1.0:
@@ -231,7 +232,13 @@ class Grounding(nn.Module):
             else None
         )
         ptr_dim = self.pointers.out_dim if self.pointers else 0
-        self.xyz = AuxTargets(dims.hidden + extra_dim + ptr_dim, dims.aux_dim)
+        # `xyz_state`: the 3D MLP also reads the proprio state, i.e. where the wrist camera is, so the wrist
+        # image's coordinates (precise near the object) can become world positions; without it only the
+        # fixed front camera's coordinates map to the table
+        self.xyz_state = xyz_state
+        self.xyz = AuxTargets(
+            dims.hidden + extra_dim + ptr_dim + (dims.state_dim if xyz_state else 0), dims.aux_dim
+        )
         self.ee_relative = ee_relative
         # metric frames, set by the policy from the dataset statistics (`set_frames`): `relative` needs them
         self.register_buffer("xyz_center", torch.zeros(dims.aux_dim), persistent=False)
@@ -284,6 +291,10 @@ class Grounding(nn.Module):
             pred["token_coords"] = feats.token_coords  # [B, S, 2 + C]
             found.append(pred["uv"].flatten(1))
         inputs = [q0] + ([extra] if extra is not None else []) + found
+        if self.xyz_state:
+            if state is None:
+                raise ValueError("xyz_state grounding needs the (normalized) state")
+            inputs.append(state)
         pred["xyz"] = self.xyz(torch.cat(inputs, dim=-1))  # [B, P * 3]
         xyz = pred["xyz"]
         rows = None  # [B, 1] which rows read the true positions

@@ -43,6 +43,7 @@ class L1ChunkHead(ActionHead):
         motion: bool = False,
         motion_hidden: int = 1024,
         pointer_offsets: bool = False,
+        xyz_state: bool = False,
     ):
         super().__init__()
         self.dims, self.aux_weight = dims, aux_weight
@@ -66,6 +67,7 @@ class L1ChunkHead(ActionHead):
                 ee_relative,
                 teacher_forcing,
                 pointer_offsets,
+                xyz_state,
             )
             if dims.aux_dim and aux_weight > 0
             else None
