@@ -80,6 +80,8 @@ class EnvFamily:
         make: `fn(cfg) -> gym.Env` (time-limited, no expert); None -> `EnvConfig.make`.
         privileged_names: module:attr of the names of `info["privileged_state"]` (ground truth recorded as
             `PRIVILEGED_KEY` for auxiliary losses), or None when the family has no such state.
+        objects_names: the same for `info["privileged_objects"]` (every object's identity and where it is,
+            recorded as `OBJECTS_KEY`), or None.
         expand: `fn(cfg) -> [cfg, ...]`: one config per task of a multi-task suite id (e.g.
             `metaworld/mt10`), `[cfg]` for a single task; None -> the family has no suites.
         bucket_of: `fn(task_id) -> str`: the difficulty bucket a suite's scores are grouped by; None -> none.
@@ -91,6 +93,7 @@ class EnvFamily:
     validate: str | None = None
     make: str | None = None
     privileged_names: str | None = None
+    objects_names: str | None = None
     expand: str | None = None
     bucket_of: str | None = None
 
@@ -101,6 +104,7 @@ ENV_FAMILIES: dict[str, EnvFamily] = {
         registry_module="envs",
         names_module="envs.robot",
         privileged_names="envs.tasks.base:PRIVILEGED_NAMES",
+        objects_names="envs.tasks.base:OBJECT_NAMES",
     ),
     "metaworld/": EnvFamily(
         expert_wrapper="envs.metaworld_env:MetaWorldExpertWrapper",
@@ -262,6 +266,7 @@ def camera_of_key(key: str) -> str | None:
 MIN_EPISODE_FRAMES = 2
 ENCODER_QUEUE_FRAMES = 100_000  # > any episode (~50 kB frames at 128 px; the queue holds one episode)
 PRIVILEGED_KEY = "privileged.target_goal"  # ground truth for auxiliary losses; never a policy input
+OBJECTS_KEY = "privileged.objects"  # every object's identity and image coordinates; never a policy input
 
 
 class RecordingError(RuntimeError):
@@ -289,6 +294,7 @@ class Episode:
     states: list[np.ndarray] = field(default_factory=list)  # T x [state_dim] float32
     actions: list[np.ndarray] = field(default_factory=list)  # T x [4] float32
     privileged: list[np.ndarray] = field(default_factory=list)  # T x [P] float32 (families that have it)
+    objects: list[np.ndarray] = field(default_factory=list)  # T x [O] float32 (families that have it)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -328,6 +334,8 @@ class ExpertPool:
         self.state_dim = int(self.env.single_observation_space["agent_pos"].shape[0])
         names = env_family(env_cfg.id).privileged_names
         self.privileged_names = list(_resolve(names)) if names else []
+        names = env_family(env_cfg.id).objects_names
+        self.objects_names = list(_resolve(names)) if names else []
         self.launched: list[int] = []
         self._stepping = False  # a step_async is in flight (the consumer stopped between async and wait)
 
@@ -349,14 +357,22 @@ class ExpertPool:
         slots: list[Episode | None] = [None] * n
         actions = np.zeros((n, *self.env.single_action_space.shape), np.float32)
         priv = np.zeros((n, len(self.privileged_names)), np.float32)  # info["privileged_state"] of obs_t
+        objs = np.zeros((n, len(self.objects_names)), np.float32)  # info["privileged_objects"] of obs_t
         finished: dict[int, Episode] = {}
         next_yield = first_seed
-        obs = self._launch(slots, seeds, actions, priv, driver=driver)
+        obs = self._launch(slots, seeds, actions, priv, objs, driver=driver)
         while any(ep is not None for ep in slots):
             # frame t of every running episode = (obs_t, expert action_t); then step all workers
             for i, ep in enumerate(slots):
                 if ep is not None:
-                    _append_frame(ep, obs, i, actions[i], priv[i] if priv.shape[1] else None)
+                    _append_frame(
+                        ep,
+                        obs,
+                        i,
+                        actions[i],
+                        priv[i] if priv.shape[1] else None,
+                        objs[i] if objs.shape[1] else None,
+                    )
             executed = actions  # the frames above hold copies: a driver may not change the labels
             if driver is not None:  # the learner acts, the expert labels
                 active = [i for i, ep in enumerate(slots) if ep is not None]
@@ -374,13 +390,15 @@ class ExpertPool:
                 actions[i] = _info_at(infos, "expert_action", i)
                 if priv.shape[1]:
                     priv[i] = _info_at(infos, "privileged_state", i)
+                if objs.shape[1]:
+                    objs[i] = _info_at(infos, "privileged_objects", i)
                 ep.success = bool(_info_at(infos, "is_success", i))
                 ep.truncated = bool(truncated[i]) and not ep.success and not terminated[i]
                 if ep.success or terminated[i] or truncated[i]:
                     finished[ep.seed], slots[i] = ep, None
                     actions[i] = 0.0  # an idle worker (no seed left) is stepped with a zero action
             if any(ep is None for ep in slots):
-                obs = self._launch(slots, seeds, actions, priv, obs, driver)
+                obs = self._launch(slots, seeds, actions, priv, objs, obs, driver)
         while next_yield in finished:
             yield finished.pop(next_yield)
             next_yield += 1
@@ -391,6 +409,7 @@ class ExpertPool:
         seeds: Iterator[int],
         actions: np.ndarray,
         priv: np.ndarray,
+        objs: np.ndarray,
         obs: dict | None = None,
         driver: Driver | None = None,
     ) -> dict:
@@ -412,6 +431,8 @@ class ExpertPool:
             actions[i] = _info_at(infos, "expert_action", i)
             if priv.shape[1]:
                 priv[i] = _info_at(infos, "privileged_state", i)
+            if objs.shape[1]:
+                objs[i] = _info_at(infos, "privileged_objects", i)
         return new_obs
 
 
@@ -423,7 +444,12 @@ def _info_at(infos: dict, key: str, i: int) -> Any:
 
 
 def _append_frame(
-    ep: Episode, obs: dict, i: int, action: np.ndarray, privileged: np.ndarray | None = None
+    ep: Episode,
+    obs: dict,
+    i: int,
+    action: np.ndarray,
+    privileged: np.ndarray | None = None,
+    objects: np.ndarray | None = None,
 ) -> None:
     for cam, batch in obs["pixels"].items():
         ep.images.setdefault(cam, []).append(np.array(batch[i], dtype=np.uint8))
@@ -431,6 +457,8 @@ def _append_frame(
     ep.actions.append(np.asarray(action, dtype=np.float32).copy())
     if privileged is not None:
         ep.privileged.append(np.asarray(privileged, dtype=np.float32).copy())
+    if objects is not None:
+        ep.objects.append(np.asarray(objects, dtype=np.float32).copy())
     if not ep.task:
         ep.task = str(obs["instruction"][i])
 
@@ -439,11 +467,15 @@ def _append_frame(
 # Dataset writing
 # ------------------------------------------------------------------------------------------------------------
 def dataset_features(
-    env_cfg: RecordEnvConfig, cameras: list[str], state_dim: int, privileged_names: list[str] | None = None
+    env_cfg: RecordEnvConfig,
+    cameras: list[str],
+    state_dim: int,
+    privileged_names: list[str] | None = None,
+    objects_names: list[str] | None = None,
 ) -> dict[str, dict]:
     """LeRobot features: a video per camera, `observation.state`, `action` (plus the per-frame task), and
-    `PRIVILEGED_KEY` when the env family has privileged ground truth. Its key does not start with
-    `observation.`, so lerobot policies (e.g. ACT) never take it as an input."""
+    `PRIVILEGED_KEY` / `OBJECTS_KEY` when the env family has privileged ground truth. Their keys do not start
+    with `observation.`, so lerobot policies (e.g. ACT) never take them as inputs."""
     names = importlib.import_module(env_family(env_cfg.id).names_module)
     state_names = list(getattr(names, "STATE_NAMES", [])) or [f"state_{i}" for i in range(state_dim)]
     if len(state_names) != state_dim:
@@ -457,6 +489,9 @@ def dataset_features(
     if privileged_names:
         names_p = list(privileged_names)
         features[PRIVILEGED_KEY] = {"dtype": "float32", "shape": (len(names_p),), "names": names_p}
+    if objects_names:
+        names_o = list(objects_names)
+        features[OBJECTS_KEY] = {"dtype": "float32", "shape": (len(names_o),), "names": names_o}
     return features
 
 
@@ -485,6 +520,8 @@ def _write_episode(dataset: Any, ep: Episode) -> None:
         frame.update({"observation.state": ep.states[t], "action": ep.actions[t], "task": ep.task})
         if ep.privileged:
             frame[PRIVILEGED_KEY] = ep.privileged[t]
+        if ep.objects:
+            frame[OBJECTS_KEY] = ep.objects[t]
         dataset.add_frame(frame)
     dataset.save_episode()
 
@@ -599,7 +636,9 @@ def record(
             with ExpertPool(task, cfg.num_envs, cfg.mp_context) as pool:
                 _check_fps(cfg, pool.env.metadata)
                 if dataset is None:
-                    features = dataset_features(cfg.env, pool.cameras, pool.state_dim, pool.privileged_names)
+                    features = dataset_features(
+                        cfg.env, pool.cameras, pool.state_dim, pool.privileged_names, pool.objects_names
+                    )
                     dataset = _create_dataset(cfg, staging, features)
                 first_index = sum(_n_written(o) for o in outcomes.values())
                 outcomes[task.id] = _collect(cfg, pool, dataset, on_episode, task.id, first_index, driver)

@@ -35,7 +35,14 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from envs.tasks.base import OUT_OF_VIEW, PRIVILEGED_CAMERAS, PRIVILEGED_POINTS, privileged_uv_index
+from envs.tasks.base import (
+    OBJECT_SLOTS,
+    OUT_OF_VIEW,
+    PRIVILEGED_CAMERAS,
+    PRIVILEGED_POINTS,
+    object_uv_index,
+    privileged_uv_index,
+)
 from vla.processor import RawObservation
 
 
@@ -114,6 +121,7 @@ def augment(
         return raw
     images = {}
     privileged = raw.privileged.clone() if raw.privileged is not None else None  # [B, P]
+    objects = raw.objects.clone() if raw.objects is not None else None  # [B, O]
     for cam, img in raw.images.items():
         b, _, h, w = img.shape
         scale, shift = draw_transforms(cfg, b, h, w, generator)
@@ -122,7 +130,11 @@ def augment(
             for point in PRIVILEGED_POINTS:
                 i = privileged_uv_index(point, cam)
                 privileged[:, i : i + 2] = transform_uv(privileged[:, i : i + 2], scale, shift)
-    return replace(raw, images=images, privileged=privileged)
+        if objects is not None and cam in PRIVILEGED_CAMERAS:
+            for slot in range(OBJECT_SLOTS):
+                i = object_uv_index(slot, cam)
+                objects[:, i : i + 2] = transform_uv(objects[:, i : i + 2], scale, shift)
+    return replace(raw, images=images, privileged=privileged, objects=objects)
 
 
 class TrainAugment:

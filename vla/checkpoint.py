@@ -143,7 +143,7 @@ def init_policy_from(
     must match the checkpoint's parameter for parameter; the normalizers come from `stats`, not the
     checkpoint (usual practice when fine-tuning on a new dataset). Optimizer, schedule and step start fresh.
     Switching `head.kwargs.motion` keeps the perception (backbone, queries, grounding) and starts the action
-    decoder fresh.
+    decoder fresh; switching `head.kwargs.object_attrs` on starts the object probe fresh.
     """
     path, where = Path(ckpt_dir), f"init_from={str(ckpt_dir)!r}"
     if policy_type(path) != DEFAULT_POLICY_TYPE:
@@ -184,6 +184,11 @@ def init_policy_from(
         missing = [k for k in missing if not k.startswith(fresh)]
         unexpected = [k for k in unexpected if not k.startswith(fresh)]
         log.info("%s: head.kwargs.motion differs from the checkpoint's: the action decoder is new", where)
+    if bool(cfg.head.kwargs.get("object_attrs", 0)) != bool(src.cfg.head.kwargs.get("object_attrs", 0)):
+        # adding (or dropping) the object probe, a training-only readout of the image tokens: it starts fresh
+        missing = [k for k in missing if not k.startswith("head.grounding.obj_probe.")]
+        unexpected = [k for k in unexpected if not k.startswith("head.grounding.obj_probe.")]
+        log.info("%s: head.kwargs.object_attrs differs from the checkpoint's: the object probe is new", where)
     if bad or missing or unexpected:
         raise CheckpointError(
             f"{where} does not match this policy (head.kwargs, chunk_size, cameras or dataset features "

@@ -12,7 +12,8 @@ Train/eval parity is the field's most common silent failure, so both paths meet 
   statistics saved in the checkpoint.
 - Training batches may also carry `PRIVILEGED_KEY` (the target and goal positions the simulator knows); when
   the checkpoint's statistics include it, it is normalized into `aux_target` for an auxiliary loss. It is
-  never a model input: `raw_from_env` does not read it.
+  never a model input: `raw_from_env` does not read it. So is `OBJECTS_KEY` (every object's identity and image
+  coordinates): it becomes the per-object labels of `vla.object_labels` (`aux["objects"]`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from envs.record import PRIVILEGED_KEY, image_key
+from envs.record import OBJECTS_KEY, PRIVILEGED_KEY, image_key
 from envs.tasks.base import (
     OUT_OF_VIEW,
     PRIVILEGED_CAMERAS,
@@ -33,6 +34,7 @@ from envs.tasks.base import (
 )
 from vla.images import FastPatchifier
 from vla.normalize import Normalizer, StatsError
+from vla.object_labels import object_attributes, policy_camera_uv
 
 STATE_KEY, ACTION_KEY = "observation.state", "action"
 N_AUX_XYZ = 3 * len(PRIVILEGED_POINTS)  # the privileged state starts with the points' 3D positions
@@ -46,6 +48,7 @@ class RawObservation:
     actions: torch.Tensor | None = None  # [B, H, A] (training)
     action_is_pad: torch.Tensor | None = None  # [B, H] bool
     privileged: torch.Tensor | None = None  # [B, P] (training: auxiliary target; eval: oracle diagnostic)
+    objects: torch.Tensor | None = None  # [B, O] every object's identity and (u, v) (training only)
 
 
 class VLAProcessor:
@@ -96,6 +99,7 @@ class VLAProcessor:
             batch.get(ACTION_KEY),
             batch.get("action_is_pad"),
             batch.get(PRIVILEGED_KEY),
+            batch.get(OBJECTS_KEY),
         )
 
     def raw_from_env(self, obs: dict) -> RawObservation:
@@ -215,4 +219,8 @@ class VLAProcessor:
             )
         if raw.privileged is not None and self.aux_norm is not None:
             out["aux"] = self.aux_targets(raw.privileged.float())
+        if raw.objects is not None:
+            objs = object_attributes(raw.objects)
+            objs["uv"] = policy_camera_uv(objs["uv"], self.cameras)  # [B, N, C, 2]
+            out.setdefault("aux", {})["objects"] = objs
         return out

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from envs.hydra_utils import to_yaml
+from envs.record import OBJECTS_KEY
 from spatial_backbone.device import Runtime, apply_runtime, resolve_runtime
 from spatial_backbone.training_state import (
     NonFiniteLossError,
@@ -279,6 +280,13 @@ def train(cfg: TrainConfig) -> dict:
     acc = make_accelerator(rt, out, cfg.optim.grad_accum)
     seed_everything(cfg.seed)
     dataset = open_dataset(cfg.dataset, cfg.policy.chunk_size)
+    if cfg.head.kwargs.get("object_attrs", 0) and OBJECTS_KEY not in dataset.meta.features:
+        raise DatasetError(
+            f"head.kwargs.object_attrs={cfg.head.kwargs['object_attrs']!r} needs {OBJECTS_KEY!r} (every "
+            f"object's identity and image coordinates) but dataset {cfg.dataset.repo_id} has "
+            f"{sorted(k for k in dataset.meta.features if k.startswith('privileged.'))}; re-record it with "
+            "this version's svla-record, or set head.kwargs.object_attrs=0"
+        )
     ckpt = last_checkpoint(out) if cfg.resume else None
     if cfg.resume and ckpt is None:
         log.warning("resume=true but no checkpoint in %s: starting from scratch", out / "checkpoints")

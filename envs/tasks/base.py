@@ -20,6 +20,10 @@ Design decisions:
   goal point (the task's goal, else the reference object, else the target's start), world frame, then where
   both appear in the front and wrist images ((u, v) scaled to [-1, 1] over the image; `OUT_OF_VIEW` when
   behind the camera). Ground truth for auxiliary training losses only: a policy must never read it at rollout.
+- `info["privileged_objects"]` (float32 (`OBJECT_SLOTS` * 12,), `OBJECT_NAMES`): every object of the scene,
+  one slot each in scene order (unused slots all zero): present, shape / colour / size index (into `SHAPES`,
+  `COLORS`, `SIZES`), position now, distance to the front camera, and its (u, v) in the front and wrist
+  images. Ground truth for object-centric auxiliary losses (`vla.object_labels`); never a policy input.
 - `reward = sum(info["reward_components"].values())`; `info["is_success"]` is the task predicate at this step;
   with `terminate_on_success` the episode ends on success. Time limits come from `TimeLimit` (registration).
 - An unstable simulation (non-finite qpos/qvel, |qvel| > 1e3, or a MuJoCo bad-qacc/qvel/qpos warning during
@@ -39,7 +43,16 @@ import mujoco
 import numpy as np
 
 from envs.robot import ACTION_DIM, STATE_DIM, Robot, RobotConfig
-from envs.scene import DEFAULT_FRONT_EYE, DEFAULT_FRONT_TARGET, SHAPES, Scene, SceneSpec, jitter_camera
+from envs.scene import (
+    COLORS,
+    DEFAULT_FRONT_EYE,
+    DEFAULT_FRONT_TARGET,
+    SHAPES,
+    SIZES,
+    Scene,
+    SceneSpec,
+    jitter_camera,
+)
 from envs.tasks.config import TaskConfig
 from envs.tasks.language import CHARSET, MAX_INSTRUCTION_LENGTH
 from envs.tasks.sampling import retry
@@ -53,11 +66,21 @@ PRIVILEGED_NAMES = tuple(f"{p}_{a}" for p in PRIVILEGED_POINTS for a in "xyz") +
     f"{p}_{c}_{a}" for p in PRIVILEGED_POINTS for c in PRIVILEGED_CAMERAS for a in "uv"
 )
 OUT_OF_VIEW = 2.0  # image coordinate of a point behind the camera (in-view points lie in [-1, 1])
+OBJECT_SLOTS = 10  # > the most objects any task places (PickPlace: 3 + 2 receptacles + 3 distractors)
+OBJECT_FIELDS = ("present", "shape", "color", "size", "x", "y", "z", "cam_dist") + tuple(
+    f"{c}_{a}" for c in PRIVILEGED_CAMERAS for a in "uv"
+)
+OBJECT_NAMES = tuple(f"obj{k}_{f}" for k in range(OBJECT_SLOTS) for f in OBJECT_FIELDS)
 
 
 def privileged_uv_index(point: str, camera: str) -> int:
     """Column of `<point>_<camera>_u` in the privileged state (`_v` follows it)."""
     return PRIVILEGED_NAMES.index(f"{point}_{camera}_u")
+
+
+def object_uv_index(slot: int, camera: str) -> int:
+    """Column of `obj<slot>_<camera>_u` in the objects state (`_v` follows it)."""
+    return slot * len(OBJECT_FIELDS) + OBJECT_FIELDS.index(f"{camera}_u")
 
 
 _BAD_WARNINGS = (
@@ -250,6 +273,7 @@ class TaskEnv(gym.Env):
             "reward_components": dict(components or {}),
             "task": self.task_name,
             "privileged_state": self.privileged_state(),
+            "privileged_objects": self.objects_state(),
             "relation": self.episode.relation,
             "touched": self.touched_role(),
             "nearest": self.nearest_role(),
@@ -293,15 +317,44 @@ class TaskEnv(gym.Env):
         else:
             goal = np.asarray(ep.spec.object(ep.target).pos, dtype=np.float64)
         points = np.stack([target, goal])  # [2, 3]
+        uv_cols = self._image_coords(points).reshape(-1)  # [point, camera, (u, v)] flattened
+        state = np.concatenate([target, goal, uv_cols]).astype(np.float32)
+        return np.clip(np.nan_to_num(state, nan=OUT_OF_VIEW), -STATE_BOUND, STATE_BOUND)
+
+    def _image_coords(self, points: np.ndarray) -> np.ndarray:
+        """World points [N, 3] -> their (u, v) in each of `PRIVILEGED_CAMERAS`, scaled to [-1, 1] over the
+        image (`OUT_OF_VIEW` behind the camera): [N, C, 2]."""
+        assert self.scene is not None
         uvs = []
         for cam in PRIVILEGED_CAMERAS:
             info = self.scene.camera(cam)
-            uv, z = self.scene.project(points, info)  # [2, 2] pixels, [2]
+            uv, z = self.scene.project(points, info)  # [N, 2] pixels, [N]
             uv = uv / np.array([info.width, info.height]) * 2.0 - 1.0
             uvs.append(np.where(z[:, None] > 1e-6, np.clip(uv, -OUT_OF_VIEW, OUT_OF_VIEW), OUT_OF_VIEW))
-        uv_cols = np.stack(uvs, axis=1).reshape(-1)  # [point, camera, (u, v)] flattened
-        state = np.concatenate([target, goal, uv_cols]).astype(np.float32)
-        return np.clip(np.nan_to_num(state, nan=OUT_OF_VIEW), -STATE_BOUND, STATE_BOUND)
+        return np.stack(uvs, axis=1)  # [N, C, 2]
+
+    def objects_state(self) -> np.ndarray:
+        """Every object's identity, position and image coordinates, one slot each (`OBJECT_NAMES`):
+        (OBJECT_SLOTS * len(OBJECT_FIELDS),). What an object-centric auxiliary loss needs to say what each
+        image token shows ("a large blue cube, the leftmost of the cubes": `vla.object_labels`)."""
+        assert self.scene is not None
+        objs = self.scene.spec.objects
+        if len(objs) > OBJECT_SLOTS:
+            raise ValueError(f"{len(objs)} objects in the scene but OBJECT_SLOTS={OBJECT_SLOTS}; raise it")
+        out = np.zeros((OBJECT_SLOTS, len(OBJECT_FIELDS)), np.float64)
+        if objs:
+            pos = np.stack([self.object_pos(o.name) for o in objs])  # [N, 3]
+            eye = self.scene.camera("front").position  # [3]
+            n = len(objs)
+            out[:n, 0] = 1.0
+            out[:n, 1] = [list(SHAPES).index(o.shape) for o in objs]
+            out[:n, 2] = [list(COLORS).index(o.color) for o in objs]
+            out[:n, 3] = [list(SIZES).index(o.size_label) for o in objs]
+            out[:n, 4:7] = pos
+            out[:n, 7] = np.linalg.norm(pos - eye, axis=1)
+            out[:n, 8:] = self._image_coords(pos).reshape(n, -1)
+        state = np.nan_to_num(out.reshape(-1), nan=OUT_OF_VIEW).astype(np.float32)
+        return np.clip(state, -STATE_BOUND, STATE_BOUND)
 
 
 def tanh_closeness(distance: float, scale: float = 10.0) -> float:

@@ -51,6 +51,7 @@ class FlowMatchingHead(ActionHead):
         teacher_forcing: float = 0.0,
         pointer_offsets: bool = False,
         xyz_state: bool = False,
+        object_attrs: float = 0.0,
     ):
         super().__init__()
         self.dims, self.num_steps, self.expert_dim, self.aux_weight = dims, num_steps, expert_dim, aux_weight
@@ -69,6 +70,7 @@ class FlowMatchingHead(ActionHead):
                 teacher_forcing=teacher_forcing,
                 pointer_offsets=pointer_offsets,
                 xyz_state=xyz_state,
+                object_attrs=object_attrs,
             )
             if dims.aux_dim and aux_weight > 0
             else None

@@ -8,6 +8,10 @@ coordinates in each camera), and the head learns to say it:
   centres (spatial soft-argmax, Levine et al. 2016) are supervised by the true image coordinates, which trains
   the attention itself to pick out the named object;
 - `AuxTargets`: an MLP predicts the points' 3D positions from the query state and the pointers.
+- `object_attrs` > 0 adds a linear probe on the tokens the pointers read, trained (binary cross-entropy,
+  that weight) to say what object each image token holds: shape, colour, size and the anchor-free relations
+  that single it out of its shape pool (`vla.object_labels`, from the recorded `privileged.objects`), so the
+  pointers choose among tokens that already say "cube" and "the leftmost cube".
 The action decoder reads both predictions. At rollout nothing privileged is read: the predictions come from
 the images. This is privileged-information supervision of perception, as in sim-trained manipulation
 policies that regress object poses as an auxiliary task.
@@ -19,6 +23,7 @@ import torch
 from torch import nn
 
 from vla.heads.base import HeadDims, LayerMix
+from vla.object_labels import N_ATTRIBUTES, token_targets
 
 
 class AuxTargets(nn.Module):
@@ -205,6 +210,7 @@ class Grounding(nn.Module):
         teacher_forcing: float = 0.0,
         pointer_offsets: bool = False,
         xyz_state: bool = False,
+        object_attrs: float = 0.0,
     ):
         super().__init__()
         if not 0.0 <= teacher_forcing <= 1.0:
@@ -217,7 +223,15 @@ class Grounding(nn.Module):
                 f"pointer_hops={pointer_hops!r} needs pointer_pos=true: the hops read where the anchor is, "
                 "and only position-aware keys can turn that into where to point"
             )
+        if object_attrs < 0:
+            raise ValueError(f"object_attrs={object_attrs!r} is a loss weight: >= 0 (0 = no object probe)")
+        if object_attrs and not dims.aux_points:
+            raise ValueError(
+                f"object_attrs={object_attrs!r} probes the tokens the pointers read, and this policy has no "
+                "pointers (the dataset statistics have no privileged target/goal positions)"
+            )
         self.pointer_ce = pointer_ce
+        self.object_attrs = object_attrs
         self.pointers = (
             TargetPointers(
                 dims.hidden,
@@ -232,6 +246,7 @@ class Grounding(nn.Module):
             else None
         )
         ptr_dim = self.pointers.out_dim if self.pointers else 0
+        self.obj_probe = nn.Linear(dims.hidden, N_ATTRIBUTES) if object_attrs else None
         # `xyz_state`: the 3D MLP also reads the proprio state, i.e. where the wrist camera is, so the wrist
         # image's coordinates (precise near the object) can become world positions; without it only the
         # fixed front camera's coordinates map to the table
@@ -290,6 +305,9 @@ class Grounding(nn.Module):
             pred["uv"], pred["uv_logp"] = self.pointers(q0, feats)  # [B, P, C, 2], [B, P, C, S]
             pred["token_coords"] = feats.token_coords  # [B, S, 2 + C]
             found.append(pred["uv"].flatten(1))
+        if self.obj_probe is not None and self.training:
+            pred["obj_logits"] = self.obj_probe(self.pointers.mix(feats.hidden_states))  # [B, S, K]
+            pred["image_mask"] = feats.image_mask  # [B, S]
         inputs = [q0] + ([extra] if extra is not None else []) + found
         if self.xyz_state:
             if state is None:
@@ -330,8 +348,34 @@ class Grounding(nn.Module):
         ce = None
         if "uv" in pred and self.pointer_ce > 0:
             ce = TargetPointers.token_ce(pred["uv_logp"], pred["token_coords"], target.get("uv"))
-        for name, term, w in (("aux_l1", xyz, 1.0), ("uv_l1", uv, 1.0), ("uv_ce", ce, self.pointer_ce)):
+        obj = None
+        if "obj_logits" in pred:
+            if "objects" not in target:
+                raise ValueError(
+                    f"head.kwargs.object_attrs={self.object_attrs!r} needs privileged.objects in the "
+                    "training data (every object's identity and image coordinates); re-record it with this "
+                    "version's svla-record, or set head.kwargs.object_attrs=0"
+                )
+            obj = self.object_loss(pred, target["objects"])
+        for name, term, w in (
+            ("aux_l1", xyz, 1.0),
+            ("uv_l1", uv, 1.0),
+            ("uv_ce", ce, self.pointer_ce),
+            ("obj_bce", obj, self.object_attrs),
+        ):
             if term is not None:
                 metrics[name] = float(term.detach())
                 total = total + weight * w * term
         return total, metrics
+
+    @staticmethod
+    def object_loss(pred: dict, objects: dict) -> torch.Tensor:
+        """Binary cross-entropy of the object probe [B, S, K] against `token_targets`, image tokens only."""
+        labels = token_targets(
+            objects["attrs"], objects["present"], objects["uv"].to(pred["token_coords"]), pred["token_coords"]
+        )  # [B, S, K]
+        bce = nn.functional.binary_cross_entropy_with_logits(
+            pred["obj_logits"], labels.to(pred["obj_logits"]), reduction="none"
+        ).mean(-1)  # [B, S]
+        mask = pred["image_mask"].float()  # [B, S]
+        return (bce * mask).sum() / mask.sum().clamp_min(1.0)

@@ -44,6 +44,7 @@ class L1ChunkHead(ActionHead):
         motion_hidden: int = 1024,
         pointer_offsets: bool = False,
         xyz_state: bool = False,
+        object_attrs: float = 0.0,
     ):
         super().__init__()
         self.dims, self.aux_weight = dims, aux_weight
@@ -68,6 +69,7 @@ class L1ChunkHead(ActionHead):
                 teacher_forcing,
                 pointer_offsets,
                 xyz_state,
+                object_attrs,
             )
             if dims.aux_dim and aux_weight > 0
             else None
