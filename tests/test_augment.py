@@ -12,7 +12,14 @@ from conftest import tiny_train_overrides
 from safetensors.torch import load_file
 
 from envs.hydra_utils import compose
-from envs.tasks.base import OUT_OF_VIEW, PRIVILEGED_NAMES, privileged_uv_index
+from envs.tasks.base import (
+    OBJECT_FIELDS,
+    OBJECT_SLOTS,
+    OUT_OF_VIEW,
+    PRIVILEGED_NAMES,
+    object_uv_index,
+    privileged_uv_index,
+)
 from vla.augment import AugmentConfig, augment
 from vla.config import PolicyConfig
 from vla.policy import SpatialVLAPolicy
@@ -103,6 +110,11 @@ def _bright_pixel_batch(cfg_seed: int, b: int = B):
         i = privileged_uv_index("target", c)
         raw.privileged[:, i] = (cols + 0.5) / HW * 2 - 1  # pixel centre, scene.project's convention
         raw.privileged[:, i + 1] = (rows + 0.5) / HW * 2 - 1
+    # the same point as object slot 3 of the objects state (other slots: zeros, absent)
+    raw.objects = torch.zeros(b, OBJECT_SLOTS * len(OBJECT_FIELDS))
+    for c in CAMS:
+        i, j = privileged_uv_index("target", c), object_uv_index(3, c)
+        raw.objects[:, j : j + 2] = raw.privileged[:, i : i + 2]
     return raw
 
 
@@ -129,6 +141,8 @@ def test_transformed_uv_points_at_the_bright_pixel(cfg):
         err = (found - px).abs().max()
         assert err <= 1.0, f"{c}: bright pixel {err:.2f} px from the transformed target"
         moved += int((uv != raw.privileged[:, i : i + 2]).any(1).sum())
+        j = object_uv_index(3, c)
+        torch.testing.assert_close(out.objects[:, j : j + 2], uv, rtol=0, atol=0)  # objects move with it
     assert moved > B, "the targets should have moved with the images"
 
 

@@ -21,6 +21,7 @@ from hydra.errors import MissingConfigException  # noqa: E402
 
 from envs.hydra_utils import CONF_DIR, ConfigError, compose  # noqa: E402
 from envs.record import (  # noqa: E402
+    OBJECTS_KEY,
     PRIVILEGED_KEY,
     RECORDING_INFO,
     RecordConfig,
@@ -72,6 +73,8 @@ def _roundtrip(cfg: RecordConfig) -> list[float]:
             np.testing.assert_array_equal(item["action"].numpy(), ep.actions[t])
             if ep.privileged:  # the simulator's ground truth of frame t, kept aligned with it
                 np.testing.assert_array_equal(item[PRIVILEGED_KEY].numpy(), ep.privileged[t])
+            if ep.objects:
+                np.testing.assert_array_equal(item[OBJECTS_KEY].numpy(), ep.objects[t])
             for cam, frames in ep.images.items():
                 decoded = item[f"observation.images.{cam}"].permute(1, 2, 0).numpy() * 255.0  # [H, W, 3]
                 diffs.append(float(np.abs(decoded - frames[t]).mean()))
@@ -112,6 +115,8 @@ def test_svla_task_dataset_roundtrip(env, tmp_path):
         live.close()
     np.testing.assert_allclose(first, info["privileged_state"], atol=1e-6)
     assert np.abs(first[:2]).max() > 0  # a real position, not a zero placeholder
+    objects = LeRobotDataset(cfg.dataset_repo_id, root=cfg.dataset_root)[0][OBJECTS_KEY].numpy()
+    np.testing.assert_allclose(objects, info["privileged_objects"], atol=1e-6)
     print(f"{env}: frame mean abs diff: mean {np.mean(diffs):.2f}, max {max(diffs):.2f}")
 
 

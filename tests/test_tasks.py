@@ -244,3 +244,37 @@ def test_object_off_the_table_ends_the_episode():
         assert u.object_pos(name)[2] < -0.05
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("task_id", ["svla/Reach-v0", "svla/PickPlace-v0"])
+def test_objects_state_describes_every_object_where_the_target_is(task_id):
+    """`info["privileged_objects"]`: one slot per scene object with its identity; the target's slot holds the
+    same position and image coordinates as the privileged target/goal state, and stays with it as it moves."""
+    from envs.scene import COLORS, SIZES
+    from envs.tasks.base import OBJECT_FIELDS, OBJECT_SLOTS, PRIVILEGED_NAMES
+
+    env = envs.make(task_id, cameras=())
+    try:
+        _, info = env.reset(seed=3)
+        spec = env.unwrapped.episode.spec
+        for step in range(2):
+            objs = info["privileged_objects"].reshape(OBJECT_SLOTS, len(OBJECT_FIELDS))
+            f = {n: i for i, n in enumerate(OBJECT_FIELDS)}
+            assert objs[:, f["present"]].sum() == len(spec.objects) and not objs[len(spec.objects) :].any()
+            for k, o in enumerate(spec.objects):
+                assert list(SHAPES)[int(objs[k, f["shape"]])] == o.shape
+                assert list(COLORS)[int(objs[k, f["color"]])] == o.color
+                assert list(SIZES)[int(objs[k, f["size"]])] == o.size_label
+            t = [o.name for o in spec.objects].index(env.unwrapped.episode.target)
+            priv = info["privileged_state"]
+            np.testing.assert_allclose(objs[t, f["x"] : f["z"] + 1], priv[:3], atol=1e-6)
+            for cam in ("front", "wrist"):
+                i = PRIVILEGED_NAMES.index(f"target_{cam}_u")
+                np.testing.assert_allclose(
+                    objs[t, f[f"{cam}_u"] : f[f"{cam}_v"] + 1], priv[i : i + 2], atol=1e-6
+                )
+            if step == 0:
+                for _ in range(5):
+                    _, _, _, _, info = env.step(np.array([0.5, 0.3, -0.5, 1.0], np.float32))
+    finally:
+        env.close()

@@ -337,3 +337,39 @@ def test_init_from_a_mismatched_checkpoint_is_a_clear_error(dataset, tmp_path):
         )
     with pytest.raises(CheckpointError, match="nope is not a policy checkpoint"):
         train(_train_cfg(dataset, tmp_path / "d", "steps=1", f"init_from={tmp_path / 'nope'}"))
+
+
+def test_object_probe_trains_on_the_recording_and_joins_a_run_by_init_from(dataset, tmp_path):
+    """`head.kwargs.object_attrs` trains on the recorded `privileged.objects` (its loss is logged), can be
+    switched on when fine-tuning from a checkpoint without it (the probe starts fresh), and a dataset without
+    the objects is a clear error before training starts."""
+    first = Path(train(_train_cfg(dataset, tmp_path / "a", "steps=1", "save_every=1"))["checkpoint"])
+    run = train(
+        _train_cfg(
+            dataset,
+            tmp_path / "b",
+            "steps=2",
+            "save_every=2",
+            f"init_from={first}",
+            "head.kwargs.object_attrs=1.0",
+        )
+    )
+    assert all(np.isfinite(h["obj_bce"]) for h in run["history"])
+    assert any(
+        k.startswith("head.grounding.obj_probe.")
+        for k in load_file(str(Path(run["checkpoint"]) / "head.safetensors"))
+    )
+    # the same recording without the objects column: lerobot's info.json no longer lists it
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(dataset, bare)
+    info = json.loads((bare / "meta" / "info.json").read_text())
+    del info["features"]["privileged.objects"]
+    (bare / "meta" / "info.json").write_text(json.dumps(info))
+    import pyarrow.parquet as pq
+
+    for f in (bare / "data").rglob("*.parquet"):
+        pq.write_table(pq.read_table(f).drop_columns(["privileged.objects"]), f)
+    with pytest.raises(DatasetError, match="privileged.objects.*object_attrs=0"):
+        train(_train_cfg(bare, tmp_path / "c", "steps=1", "head.kwargs.object_attrs=1.0"))
