@@ -5,7 +5,13 @@ import torch
 
 from envs.scene import COLORS, SHAPES, SIZES
 from envs.tasks.base import OBJECT_FIELDS, OBJECT_SLOTS, OUT_OF_VIEW
-from vla.object_labels import ATTRIBUTE_NAMES, object_attributes, policy_camera_uv, token_targets
+from vla.object_labels import (
+    ATTRIBUTE_NAMES,
+    object_attributes,
+    point_attributes,
+    policy_camera_uv,
+    token_targets,
+)
 
 F = {n: i for i, n in enumerate(OBJECT_FIELDS)}
 
@@ -92,3 +98,17 @@ def test_token_targets_label_the_nearest_token_in_view():
         out["attrs"], out["present"], policy_camera_uv(out["uv"], ["front", "wrist"]), coords
     )
     assert {"shape_cube", "shape_sphere", "color_red", "color_blue"} <= _names(labels[0, 1])
+
+
+def test_point_attributes_name_the_object_at_the_target_and_none_for_a_place():
+    rows = [
+        {"shape": "cube", "color": "red", "x": -0.10},
+        {"shape": "bin", "color": "blue", "x": 0.10},
+    ]
+    out = object_attributes(_objects(rows))
+    points = torch.tensor([[[0.10, 0.0, 0.0], [-0.105, 0.0, 0.0]], [[0.3, 0.3, 0.0], [-0.10, 0.0, 0.0]]])
+    two = {k: v.expand(2, *v.shape[1:]) for k, v in out.items()}
+    attrs, has = point_attributes(two, points)  # [2, P=2, K], [2, 2]
+    assert has.tolist() == [[True, True], [False, True]]  # (0.3, 0.3) is a place on the table
+    assert _names(attrs[0, 0]) == {"shape_bin", "color_blue", "size_medium"}
+    assert _names(attrs[0, 1]) == {"shape_cube", "color_red", "size_medium"}

@@ -615,31 +615,92 @@ def _scene_objects(n: int) -> torch.Tensor:
         env.close()
 
 
-def test_object_probe_learns_what_each_token_holds():
+@pytest.mark.parametrize("attr_match", [False, True])
+def test_object_probe_learns_what_each_token_holds(attr_match):
     """`head.kwargs.object_attrs`: a probe on the pointers' tokens is trained on the recorded objects (its
-    loss is reported and falls on a fixed batch), and is not run at rollout; a batch without objects is an
-    error that names the fix."""
+    loss is reported and falls on a fixed batch) and is not run at rollout unless the pointers match
+    attributes (`attr_match`, whose wished-for attributes learn the target's too); a batch without objects is
+    an error that names the fix."""
     from envs.record import OBJECTS_KEY
 
-    policy, batch = _grounded_policy({"pointer_pos": True, "object_attrs": 1.0})
-    batch = batch | {OBJECTS_KEY: _scene_objects(B)}
+    kwargs = {"pointer_pos": True, "object_attrs": 1.0, "attr_match": attr_match}
+    policy, batch = _grounded_policy(kwargs)
+    objects = _scene_objects(B)
+    # the privileged target of each row is its scene's first object (a real object: its wishes are labelled)
+    from envs.tasks.base import OBJECT_FIELDS
+
+    batch["privileged.target_goal"][:, :3] = objects[:, 4:7]
+    assert OBJECT_FIELDS[4:7] == ("x", "y", "z")
+    batch = batch | {OBJECTS_KEY: objects}
     opt = torch.optim.AdamW(policy.parameters(), lr=3e-3)
     first = None
     for _ in range(25):
         loss, metrics = policy(batch)
-        first = first if first is not None else metrics["obj_bce"]
+        first = first if first is not None else metrics
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert policy(batch)[1]["obj_bce"] < 0.5 * first
+    last = policy(batch)[1]
+    assert last["obj_bce"] < 0.5 * first["obj_bce"]
+    assert ("wish_bce" in last) == attr_match
+    if attr_match:
+        assert last["wish_bce"] < 0.5 * first["wish_bce"]
     probe = policy.head.grounding.obj_probe
     assert probe.weight.grad is not None and probe.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="object_attrs=0"):
         policy({k: v for k, v in batch.items() if k != OBJECTS_KEY})
     policy.eval()
     with torch.no_grad():
-        feats_calls = []
-        handle = probe.register_forward_hook(lambda *a: feats_calls.append(1))
+        calls = []
+        handle = probe.register_forward_hook(lambda *a: calls.append(1))
         chunk = policy.predict_action_chunk(_obs())
         handle.remove()
-    assert chunk.shape == (2, H, A) and not feats_calls
+    assert chunk.shape == (2, H, A) and bool(calls) == attr_match
+
+
+@pytest.mark.parametrize("attr_dim", [0, 4])
+def test_attribute_matched_pointers_pick_the_token_with_the_wished_attribute(attr_dim):
+    """Token states that say nothing usable (noise), tokens' attribute probabilities that do (one attribute
+    per token, four kinds), and an instruction naming one kind: only attribute matching points at the token
+    holding it, also in new scenes."""
+    from vla.features import BackboneFeatures
+    from vla.heads.grounding import TargetPointers
+
+    d, side, k = 16, 4, 4
+    c = (torch.arange(side) + 0.5) / side * 2 - 1
+    xy = torch.stack(torch.meshgrid(c, c, indexing="xy"), -1).reshape(-1, 2)  # [S, 2]
+
+    def scenes(n, gen):
+        s = side * side
+        kinds = torch.stack(
+            [torch.randperm(s, generator=gen)[:k] for _ in range(n)]
+        )  # [n, k] token of kind j
+        attrs = torch.zeros(n, s, k)
+        attrs[torch.arange(n)[:, None], kinds, torch.arange(k)] = 1.0
+        want = torch.randint(0, k, (n,), generator=gen)
+        feats = BackboneFeatures(
+            hidden_states=[torch.randn(n, s, d, generator=gen)],
+            attention_mask=torch.ones(n, s),
+            query_start=s,
+            token_coords=torch.cat([xy.expand(n, -1, -1), torch.ones(n, s, 1)], -1),
+            image_mask=torch.ones(n, s, dtype=torch.bool),
+        )
+        q0 = torch.nn.functional.one_hot(want, d).float()  # [n, D]: the instruction names kind `want`
+        return q0, feats, attrs, xy[kinds[torch.arange(n), want]].view(n, 1, 1, 2)
+
+    torch.manual_seed(0)
+    q0, feats, attrs, target = scenes(512, torch.Generator().manual_seed(2))
+    tq, tf, ta, tt = scenes(256, torch.Generator().manual_seed(3))
+    ptr = TargetPointers(d, 1, 1, 1, attr_dim=attr_dim)
+    opt = torch.optim.Adam(ptr.parameters(), lr=3e-2)
+    for _ in range(200):
+        loss = TargetPointers.uv_loss(ptr(q0, feats, attrs if attr_dim else None)[0], target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        err = float(TargetPointers.uv_loss(ptr(tq, tf, ta if attr_dim else None)[0], tt))
+    if attr_dim:
+        assert err < 0.1
+    else:  # random tokens: no better than the grid's middle (|u| + |v| averages 1.0)
+        assert err > 0.6

@@ -184,11 +184,13 @@ def init_policy_from(
         missing = [k for k in missing if not k.startswith(fresh)]
         unexpected = [k for k in unexpected if not k.startswith(fresh)]
         log.info("%s: head.kwargs.motion differs from the checkpoint's: the action decoder is new", where)
-    if bool(cfg.head.kwargs.get("object_attrs", 0)) != bool(src.cfg.head.kwargs.get("object_attrs", 0)):
-        # adding (or dropping) the object probe, a training-only readout of the image tokens: it starts fresh
-        missing = [k for k in missing if not k.startswith("head.grounding.obj_probe.")]
-        unexpected = [k for k in unexpected if not k.startswith("head.grounding.obj_probe.")]
-        log.info("%s: head.kwargs.object_attrs differs from the checkpoint's: the object probe is new", where)
+    probe = ("object_attrs", "attr_match")
+    if any(bool(cfg.head.kwargs.get(k, 0)) != bool(src.cfg.head.kwargs.get(k, 0)) for k in probe):
+        # adding (or dropping) the object probe or the attribute matching: those parts start fresh
+        fresh = ("head.grounding.obj_probe.", "head.grounding.pointers.attr_q.")
+        missing = [k for k in missing if not k.startswith(fresh)]
+        unexpected = [k for k in unexpected if not k.startswith(fresh)]
+        log.info("%s: head.kwargs.object_attrs / attr_match differ from the checkpoint's: new parts", where)
     if bad or missing or unexpected:
         raise CheckpointError(
             f"{where} does not match this policy (head.kwargs, chunk_size, cameras or dataset features "

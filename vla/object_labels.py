@@ -33,6 +33,7 @@ ATTRIBUTE_NAMES = (
     + RELATION_FLAGS
 )
 N_ATTRIBUTES = len(ATTRIBUTE_NAMES)
+POINT_TOLERANCE = 0.02  # m: a target/goal point this close to an object's centre is that object
 _F = {name: i for i, name in enumerate(OBJECT_FIELDS)}
 
 
@@ -82,7 +83,21 @@ def object_attributes(objects: torch.Tensor) -> dict[str, torch.Tensor]:
     attrs = attrs * present[..., None]
     uv_cols = [_F[f"{c}_u"] for c in PRIVILEGED_CAMERAS]
     uv = torch.stack([o[..., i : i + 2] for i in uv_cols], dim=2)  # [B, N, C, 2]
-    return {"attrs": attrs, "present": present, "uv": uv}
+    xyz = o[..., _F["x"] : _F["z"] + 1]  # [B, N, 3]
+    return {"attrs": attrs, "present": present, "uv": uv, "xyz": xyz}
+
+
+def point_attributes(
+    objects: dict[str, torch.Tensor], points: torch.Tensor, tol: float = POINT_TOLERANCE
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The attributes of the object at each privileged point (target, goal): points [B, P, 3] (metres, world)
+    -> attrs [B, P, K] of the nearest present object and has [B, P] (an object lies within `tol`; a goal that
+    is a place, not an object, has none)."""
+    dist = (points[:, :, None] - objects["xyz"][:, None]).norm(dim=-1)  # [B, P, N]
+    dist = dist.masked_fill(~objects["present"][:, None], float("inf"))
+    best = dist.min(-1)  # [B, P]
+    idx = best.indices[..., None].expand(-1, -1, objects["attrs"].shape[-1])  # [B, P, K]
+    return objects["attrs"].gather(1, idx), best.values < tol
 
 
 def policy_camera_uv(uv: torch.Tensor, cameras: list[str]) -> torch.Tensor:

@@ -34,7 +34,7 @@ from envs.tasks.base import (
 )
 from vla.images import FastPatchifier
 from vla.normalize import Normalizer, StatsError
-from vla.object_labels import object_attributes, policy_camera_uv
+from vla.object_labels import object_attributes, point_attributes, policy_camera_uv
 
 STATE_KEY, ACTION_KEY = "observation.state", "action"
 N_AUX_XYZ = 3 * len(PRIVILEGED_POINTS)  # the privileged state starts with the points' 3D positions
@@ -222,5 +222,8 @@ class VLAProcessor:
         if raw.objects is not None:
             objs = object_attributes(raw.objects)
             objs["uv"] = policy_camera_uv(objs["uv"], self.cameras)  # [B, N, C, 2]
+            if raw.privileged is not None:  # which object the target and the goal are (the pointers' wishes)
+                points = raw.privileged.float()[:, :N_AUX_XYZ].view(b, -1, 3)  # [B, P, 3] metres
+                objs["point_attrs"], objs["point_has"] = point_attributes(objs, points)
             out.setdefault("aux", {})["objects"] = objs
         return out

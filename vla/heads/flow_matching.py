@@ -52,6 +52,7 @@ class FlowMatchingHead(ActionHead):
         pointer_offsets: bool = False,
         xyz_state: bool = False,
         object_attrs: float = 0.0,
+        attr_match: bool = False,
     ):
         super().__init__()
         self.dims, self.num_steps, self.expert_dim, self.aux_weight = dims, num_steps, expert_dim, aux_weight
@@ -71,6 +72,7 @@ class FlowMatchingHead(ActionHead):
                 pointer_offsets=pointer_offsets,
                 xyz_state=xyz_state,
                 object_attrs=object_attrs,
+                attr_match=attr_match,
             )
             if dims.aux_dim and aux_weight > 0
             else None

@@ -12,6 +12,11 @@ coordinates in each camera), and the head learns to say it:
   that weight) to say what object each image token holds: shape, colour, size and the anchor-free relations
   that single it out of its shape pool (`vla.object_labels`, from the recorded `privileged.objects`), so the
   pointers choose among tokens that already say "cube" and "the leftmost cube".
+- `attr_match` (with `object_attrs`) makes that choice explicit, as attribute modules of referring-expression
+  models do (MAttNet, Yu et al. 2018): each pointer query also says which attributes it looks for (a linear
+  map of its state, trained with the same weight against the attributes of the object at that point: the
+  target's, and the goal's when the goal is an object), and its score for a token adds the match of those
+  wishes with the probe's attribute probabilities for the token. The probe then runs at rollout too.
 The action decoder reads both predictions. At rollout nothing privileged is read: the predictions come from
 the images. This is privileged-information supervision of perception, as in sim-trained manipulation
 policies that regress object poses as an auxiliary task.
@@ -125,9 +130,15 @@ class TargetPointers(nn.Module):
         hops: int = 0,
         heads: int = 4,
         offsets: bool = False,
+        attr_dim: int = 0,
     ):
         super().__init__()
         self.p, self.c, self.dim = n_points, n_cameras, dim
+        # `attr_dim` > 0: the queries' wished-for attributes, matched with the tokens' (zero-init: no effect)
+        self.attr_q = nn.Linear(dim, attr_dim) if attr_dim else None
+        if self.attr_q is not None:
+            nn.init.zeros_(self.attr_q.weight)
+            nn.init.zeros_(self.attr_q.bias)
         self.offset = nn.Linear(dim, n_points * 2) if offsets else None
         if self.offset is not None:  # start as the plain soft-argmax
             nn.init.zeros_(self.offset.weight)
@@ -139,8 +150,12 @@ class TargetPointers(nn.Module):
         self.hops = RelationalHops(dim, n_cameras, hops, heads) if hops > 0 else None
         self.out_dim = n_points * n_cameras * 2
 
-    def forward(self, q0: torch.Tensor, feats) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> pointers [B, P, C, 2] and each camera's attention log-probabilities over tokens [B, P, C, S]."""
+    def forward(
+        self, q0: torch.Tensor, feats, token_attrs: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """-> pointers [B, P, C, 2], each camera's attention log-probabilities over tokens [B, P, C, S], and
+        the queries' attribute logits [B, P, K] (None without `attr_dim`). `token_attrs` [B, S, K]: the
+        tokens' attribute probabilities, matched with the queries' (needed with `attr_dim`)."""
         b, d = q0.shape
         tokens = self.mix(feats.hidden_states)  # [B, S, D]
         keys = self.key(tokens)  # [B, S, D]
@@ -151,6 +166,12 @@ class TargetPointers(nn.Module):
         if self.hops is not None:
             q = self.hops(q, tokens, feats.token_coords, feats.image_mask)  # [B, P, D]
         logits = q @ keys.transpose(1, 2) / d**0.5  # [B, P, S]
+        q_attrs = None
+        if self.attr_q is not None:
+            if token_attrs is None:
+                raise ValueError("attribute-matched pointers need the tokens' attribute probabilities")
+            q_attrs = self.attr_q(q)  # [B, P, K]
+            logits = logits + q_attrs @ token_attrs.transpose(1, 2)  # [B, P, S]
         if self.offset is not None:  # each token's own estimate of each point: centre + offset
             off = self.offset(tokens).view(b, -1, self.p, 2).transpose(1, 2)  # [B, P, S, 2]
             points = xy[:, None] + off  # [B, P, S, 2]
@@ -163,7 +184,7 @@ class TargetPointers(nn.Module):
             prob = logp.exp()  # [B, P, S]
             out.append(prob @ xy if self.offset is None else (prob[..., None] * points).sum(2))  # [B, P, 2]
             logps.append(logp)
-        return torch.stack(out, dim=2), torch.stack(logps, dim=2)  # [B, P, C, 2], [B, P, C, S]
+        return torch.stack(out, dim=2), torch.stack(logps, dim=2), q_attrs  # [B, P, C, 2], [B, P, C, S], ...
 
     @staticmethod
     def uv_loss(pred: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor | None:
@@ -211,6 +232,7 @@ class Grounding(nn.Module):
         pointer_offsets: bool = False,
         xyz_state: bool = False,
         object_attrs: float = 0.0,
+        attr_match: bool = False,
     ):
         super().__init__()
         if not 0.0 <= teacher_forcing <= 1.0:
@@ -230,8 +252,13 @@ class Grounding(nn.Module):
                 f"object_attrs={object_attrs!r} probes the tokens the pointers read, and this policy has no "
                 "pointers (the dataset statistics have no privileged target/goal positions)"
             )
+        if attr_match and not object_attrs:
+            raise ValueError(
+                "attr_match=true matches the pointers' wished-for attributes with the object probe's: it "
+                f"needs object_attrs > 0 (got object_attrs={object_attrs!r})"
+            )
         self.pointer_ce = pointer_ce
-        self.object_attrs = object_attrs
+        self.object_attrs, self.attr_match = object_attrs, attr_match
         self.pointers = (
             TargetPointers(
                 dims.hidden,
@@ -241,6 +268,7 @@ class Grounding(nn.Module):
                 pointer_pos,
                 pointer_hops,
                 offsets=pointer_offsets,
+                attr_dim=N_ATTRIBUTES if attr_match else 0,
             )
             if dims.aux_points
             else None
@@ -301,13 +329,16 @@ class Grounding(nn.Module):
         et al. 2015)."""
         pred: dict[str, torch.Tensor] = {}
         found = []
-        if self.pointers is not None:
-            pred["uv"], pred["uv_logp"] = self.pointers(q0, feats)  # [B, P, C, 2], [B, P, C, S]
-            pred["token_coords"] = feats.token_coords  # [B, S, 2 + C]
-            found.append(pred["uv"].flatten(1))
-        if self.obj_probe is not None and self.training:
+        if self.obj_probe is not None and (self.training or self.attr_match):
             pred["obj_logits"] = self.obj_probe(self.pointers.mix(feats.hidden_states))  # [B, S, K]
             pred["image_mask"] = feats.image_mask  # [B, S]
+        if self.pointers is not None:
+            token_attrs = pred["obj_logits"].sigmoid() if self.attr_match else None  # [B, S, K]
+            pred["uv"], pred["uv_logp"], q_attrs = self.pointers(q0, feats, token_attrs)  # [B, P, C, 2], ...
+            if q_attrs is not None:
+                pred["q_attrs"] = q_attrs  # [B, P, K]
+            pred["token_coords"] = feats.token_coords  # [B, S, 2 + C]
+            found.append(pred["uv"].flatten(1))
         inputs = [q0] + ([extra] if extra is not None else []) + found
         if self.xyz_state:
             if state is None:
@@ -357,11 +388,15 @@ class Grounding(nn.Module):
                     "version's svla-record, or set head.kwargs.object_attrs=0"
                 )
             obj = self.object_loss(pred, target["objects"])
+        wish = None
+        if "q_attrs" in pred and "point_attrs" in target.get("objects", {}):
+            wish = self.wish_loss(pred["q_attrs"], target["objects"])
         for name, term, w in (
             ("aux_l1", xyz, 1.0),
             ("uv_l1", uv, 1.0),
             ("uv_ce", ce, self.pointer_ce),
             ("obj_bce", obj, self.object_attrs),
+            ("wish_bce", wish, self.object_attrs),
         ):
             if term is not None:
                 metrics[name] = float(term.detach())
@@ -379,3 +414,14 @@ class Grounding(nn.Module):
         ).mean(-1)  # [B, S]
         mask = pred["image_mask"].float()  # [B, S]
         return (bce * mask).sum() / mask.sum().clamp_min(1.0)
+
+    @staticmethod
+    def wish_loss(q_attrs: torch.Tensor, objects: dict) -> torch.Tensor:
+        """Binary cross-entropy of the queries' attribute logits [B, P, K] against the attributes of the
+        object at each point (`point_attrs` [B, P, K]), over the points that are an object (`point_has`
+        [B, P])."""
+        bce = nn.functional.binary_cross_entropy_with_logits(
+            q_attrs, objects["point_attrs"].to(q_attrs), reduction="none"
+        ).mean(-1)  # [B, P]
+        has = objects["point_has"].to(q_attrs)  # [B, P]
+        return (bce * has).sum() / has.sum().clamp_min(1.0)

@@ -45,6 +45,7 @@ class L1ChunkHead(ActionHead):
         pointer_offsets: bool = False,
         xyz_state: bool = False,
         object_attrs: float = 0.0,
+        attr_match: bool = False,
     ):
         super().__init__()
         self.dims, self.aux_weight = dims, aux_weight
@@ -70,6 +71,7 @@ class L1ChunkHead(ActionHead):
                 pointer_offsets,
                 xyz_state,
                 object_attrs,
+                attr_match,
             )
             if dims.aux_dim and aux_weight > 0
             else None
