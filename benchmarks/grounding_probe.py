@@ -72,12 +72,14 @@ def probe(ckpt: str, dataset, frames: dict[str, list[int]], batch: int) -> dict[
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def probe_setup(doc: str, frames: int) -> tuple[argparse.Namespace, object, dict[str, list[int]]]:
+    """The probes' shared command line (dataset, checkpoints, frames per task, batch, seed) -> the parsed
+    arguments, the dataset (action chunks of the first checkpoint's length) and the frames per task."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", required=True, help="merged suite dataset root")
     ap.add_argument("--repo-id", default=None, help="its repo id (default local/<dir name>)")
     ap.add_argument("--checkpoint", nargs="+", required=True)
-    ap.add_argument("--frames", type=int, default=256, help="frames per task")
+    ap.add_argument("--frames", type=int, default=frames, help="frames per task")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -90,7 +92,11 @@ def main() -> None:
     root = Path(args.dataset)
     chunk = json.loads((Path(args.checkpoint[0]) / "features.json").read_text())["chunk_size"]
     dataset = open_dataset(DatasetConfig(repo_id=args.repo_id or f"local/{root.name}", root=str(root)), chunk)
-    frames = task_frames(root, args.frames, args.seed)
+    return args, dataset, task_frames(root, args.frames, args.seed)
+
+
+def main() -> None:
+    args, dataset, frames = probe_setup(__doc__, 256)
     keys = ("l1", "uv_l1", "uv_const", "aux_l1")
     print(f"{'checkpoint':60s} {'task':14s} " + " ".join(f"{k:>8s}" for k in keys))
     for ckpt in args.checkpoint:

@@ -15,8 +15,6 @@ target object's (the language side: does the query know it looks for a cube, the
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, not be
 import torch  # noqa: E402
 from torch.utils.data import default_collate  # noqa: E402
 
-from benchmarks.grounding_probe import task_frames  # noqa: E402
+from benchmarks.grounding_probe import probe_setup  # noqa: E402
 
 
 def group_slices() -> dict[str, slice]:
@@ -88,25 +86,9 @@ def probe(ckpt: str, dataset, frames: dict[str, list[int]], batch: int) -> dict[
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", required=True, help="merged suite dataset root (recorded with objects)")
-    ap.add_argument("--repo-id", default=None, help="its repo id (default local/<dir name>)")
-    ap.add_argument("--checkpoint", nargs="+", required=True)
-    ap.add_argument("--frames", type=int, default=128, help="frames per task")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-
-    from spatial_backbone.device import apply_runtime, resolve_runtime
-    from vla.data import open_dataset
     from vla.object_labels import RELATION_FLAGS
-    from vla.train_config import DatasetConfig
 
-    apply_runtime(resolve_runtime("cpu", "float32", "auto", 1))
-    root = Path(args.dataset)
-    chunk = json.loads((Path(args.checkpoint[0]) / "features.json").read_text())["chunk_size"]
-    dataset = open_dataset(DatasetConfig(repo_id=args.repo_id or f"local/{root.name}", root=str(root)), chunk)
-    frames = task_frames(root, args.frames, args.seed)
+    args, dataset, frames = probe_setup(__doc__, 128)
     keys = [*group_slices(), *RELATION_FLAGS]
     for ckpt in args.checkpoint:
         print(ckpt)
