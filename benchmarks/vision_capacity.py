@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--image-size", type=int, default=112)
+    ap.add_argument("--backbone", default="tiny_1m", help="preset or checkpoint path")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--frames", type=int, default=60, help="scored frames per task")
     ap.add_argument("--seed", type=int, default=0)
@@ -55,7 +56,7 @@ def main() -> None:
     dataset = open_dataset(DatasetConfig(repo_id=args.repo_id or f"local/{root.name}", root=str(root)), 8)
     size = args.image_size
     cfg = PolicyConfig(
-        backbone=BackboneConfig(image_size=size, min_image_size=size),
+        backbone=BackboneConfig(name_or_path=args.backbone, image_size=size, min_image_size=size),
         head=HeadConfig(name="l1_chunk", kwargs={"pointer_pos": True, "object_attrs": 1.0}),
     )
     policy = SpatialVLAPolicy(cfg, policy_stats(dataset))
@@ -94,7 +95,7 @@ def main() -> None:
             logits.append(pred["obj_logits"][held])
             labels.append(lab[held])
     s = score(torch.cat(logits), torch.cat(labels))
-    print(f"image {size} px, {args.steps} steps, lr {args.lr}: tokens holding an object")
+    print(f"{args.backbone}, image {size} px, {args.steps} steps, lr {args.lr}: tokens holding an object")
     print("  " + "  ".join(f"{k} {h / n:.2f}" for k, (h, n) in s.items()))
 
 
