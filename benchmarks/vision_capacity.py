@@ -6,7 +6,8 @@ its loss (README, session 19). This separates capacity from competition: a fresh
 (`vla.object_labels`, binary cross-entropy, AdamW) for `--steps` batches of 16 frames of a dataset recorded
 with `privileged.objects`, then scored with `object_probe.score` on `--frames` frames per task (tokens that
 hold an object). High scores here and chance in the VLA mean the other losses crowd the attributes out; chance
-here means the tower cannot learn them at that resolution.
+here means the tower cannot learn them at that resolution. `--save DIR` keeps the trained backbone, a
+perception-pretrained start for `svla-train backbone.name_or_path=DIR`.
 
     .venv/bin/python benchmarks/vision_capacity.py --dataset /work/runs/datasets2/fresh5 --steps 1500 \
         --lr 1e-3 --image-size 112
@@ -39,6 +40,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--frames", type=int, default=60, help="scored frames per task")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save", default=None, help="write the trained backbone here (backbone.name_or_path=)")
     args = ap.parse_args()
 
     from spatial_backbone.config import BackboneConfig
@@ -94,6 +96,10 @@ def main() -> None:
             held = (lab.sum(-1) > 0) & pred["image_mask"]  # [B, S]
             logits.append(pred["obj_logits"][held])
             labels.append(lab[held])
+    if args.save:  # a perception-pretrained backbone for svla-train (`backbone.name_or_path=<dir>`)
+        from spatial_backbone.factory import save_backbone
+
+        print(f"backbone written to {save_backbone(policy.backbone, policy.processor.hf, args.save)}")
     s = score(torch.cat(logits), torch.cat(labels))
     print(f"{args.backbone}, image {size} px, {args.steps} steps, lr {args.lr}: tokens holding an object")
     print("  " + "  ".join(f"{k} {h / n:.2f}" for k, (h, n) in s.items()))
