@@ -151,13 +151,18 @@ class TargetPointers(nn.Module):
         self.out_dim = n_points * n_cameras * 2
 
     def forward(
-        self, q0: torch.Tensor, feats, token_attrs: torch.Tensor | None = None
+        self,
+        q0: torch.Tensor,
+        feats,
+        token_attrs: torch.Tensor | None = None,
+        tokens: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """-> pointers [B, P, C, 2], each camera's attention log-probabilities over tokens [B, P, C, S], and
         the queries' attribute logits [B, P, K] (None without `attr_dim`). `token_attrs` [B, S, K]: the
-        tokens' attribute probabilities, matched with the queries' (needed with `attr_dim`)."""
+        tokens' attribute probabilities, matched with the queries' (needed with `attr_dim`); `tokens`
+        [B, S, D]: this module's `mix` of the hidden states when the caller has it already."""
         b, d = q0.shape
-        tokens = self.mix(feats.hidden_states)  # [B, S, D]
+        tokens = self.mix(feats.hidden_states) if tokens is None else tokens  # [B, S, D]
         keys = self.key(tokens)  # [B, S, D]
         xy = feats.token_coords[..., :2]  # [B, S, 2]
         if self.pos is not None:
@@ -329,12 +334,16 @@ class Grounding(nn.Module):
         et al. 2015)."""
         pred: dict[str, torch.Tensor] = {}
         found = []
+        tokens = None  # the pointers' token mix, computed once when the probe reads it too
         if self.obj_probe is not None and (self.training or self.attr_match):
-            pred["obj_logits"] = self.obj_probe(self.pointers.mix(feats.hidden_states))  # [B, S, K]
+            tokens = self.pointers.mix(feats.hidden_states)  # [B, S, D]
+            pred["obj_logits"] = self.obj_probe(tokens)  # [B, S, K]
             pred["image_mask"] = feats.image_mask  # [B, S]
         if self.pointers is not None:
             token_attrs = pred["obj_logits"].sigmoid() if self.attr_match else None  # [B, S, K]
-            pred["uv"], pred["uv_logp"], q_attrs = self.pointers(q0, feats, token_attrs)  # [B, P, C, 2], ...
+            pred["uv"], pred["uv_logp"], q_attrs = self.pointers(
+                q0, feats, token_attrs, tokens
+            )  # [B, P, C, 2], ...
             if q_attrs is not None:
                 pred["q_attrs"] = q_attrs  # [B, P, K]
             pred["token_coords"] = feats.token_coords  # [B, S, 2 + C]
