@@ -373,3 +373,38 @@ def test_object_probe_trains_on_the_recording_and_joins_a_run_by_init_from(datas
         pq.write_table(pq.read_table(f).drop_columns(["privileged.objects"]), f)
     with pytest.raises(DatasetError, match="privileged.objects.*object_attrs=0"):
         train(_train_cfg(bare, tmp_path / "c", "steps=1", "head.kwargs.object_attrs=1.0"))
+
+
+def test_perceive_stage_trains_backbone_and_probe_only_and_its_backbone_starts_an_act_run(dataset, tmp_path):
+    """`objective=perceive` (perception pre-training): the loss is the object probe's alone, the backbone,
+    the probe and the token mix it reads move while the action decoder, the queries and the 3D targets stay
+    exactly as initialised; its checkpoint's backbone directory starts an act run by
+    `backbone.name_or_path`. Misconfigurations fail before training with the fix."""
+    perceive = ["objective=perceive", "head.kwargs.object_attrs=1.0", "head.kwargs.pointer_pos=true"]
+    run = train(_train_cfg(dataset, tmp_path / "p", *perceive, "steps=3", "save_every=1"))
+    assert all(set(h) >= {"obj_bce", "loss"} and "l1" not in h for h in run["history"])
+    ckpts = tmp_path / "p" / "checkpoints"
+    a, b = _weights(ckpts / "step_0000001"), _weights(ckpts / "step_0000003")
+    moved = {k for k in a if not torch.equal(a[k], b[k])}
+    probe = ("head.grounding.obj_probe.", "head.grounding.pointers.mix.")
+    assert any(k.startswith("model.visual.") for k in moved), "the vision tower did not train"
+    assert any(k.startswith(probe) for k in moved), "the object probe did not train"
+    head_moved = {k for k in moved if k in load_file(str(ckpts / "step_0000001" / "head.safetensors"))}
+    assert head_moved and all(k.startswith(probe) for k in head_moved), sorted(head_moved)
+
+    backbone = ckpts / "step_0000003" / "backbone"
+    frozen = ["steps=1", "save_every=1", "optim.lr_head=0", "optim.lr_language=0", "optim.lr_vision=0"]
+    act = train(_train_cfg(dataset, tmp_path / "a", *frozen, f"backbone.name_or_path={backbone}"))
+    assert "l1" in act["history"][-1]
+    got = load_file(str(Path(act["checkpoint"]) / "backbone" / "model.safetensors"))
+    want = load_file(str(backbone / "model.safetensors"))
+    assert got.keys() == want.keys()
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
+
+    with pytest.raises(ValueError, match="object_attrs=0.*object_attrs=1.0"):
+        _train_cfg(dataset, tmp_path / "x", "objective=perceive")
+    with pytest.raises(ValueError, match="motion_batch=8"):
+        _train_cfg(dataset, tmp_path / "x", *perceive, "head.kwargs.motion=true", "motion_batch=8")
+    with pytest.raises(ValueError, match="objective='percieve'"):
+        _train_cfg(dataset, tmp_path / "x", "objective=percieve")

@@ -101,6 +101,7 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
         self.oracle_grounding = False
         # train-time augmentation of RawObservations (`vla.augment`, set by svla-train); never used at rollout
         self.train_transform: Callable[[RawObservation], RawObservation] | None = None
+        self.objective = "act"  # `svla-train objective=perceive` sets "perceive" (training only, not saved)
         self.last_grounding_error = None  # [B, P] metres, set by each prediction (`_measure_grounding`)
         self._init_queue()
 
@@ -124,11 +125,13 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
         embeds = self.backbone.get_input_embeddings()(ids)  # [B, L, D]
         return self.film.conditioned(embeds, inputs["instruction_mask"], inputs["image_grid_thw"])
 
-    def _features(self, inputs: dict) -> BackboneFeatures:
+    def _features(self, inputs: dict, queries: bool = True) -> BackboneFeatures:
+        """`queries=False` leaves the head's query tokens out (perception pre-training: the image tokens
+        come first and are causal, so they are the same either way, and the queries stay untouched)."""
         ids, mask = inputs["input_ids"], inputs["attention_mask"]  # [B, S]
         b = ids.shape[0]
         embeds = self.backbone.get_input_embeddings()(ids)  # [B, S, D]
-        q = self.head.query_embeddings(b)
+        q = self.head.query_embeddings(b) if queries else None
         mm = inputs["mm_token_type_ids"]
         if q is not None:  # append learned query tokens: [B, S + Q, D]
             n = q.shape[1]
@@ -178,6 +181,10 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
         if self.training and self.train_transform is not None:
             raw = self.train_transform(raw)
         inputs = self._to_device(self.processor(raw))
+        if self.objective == "perceive":
+            loss, metrics = self._perception_loss(inputs)
+            metrics["loss"] = float(loss.detach())
+            return loss, metrics
         if "actions" not in inputs:
             raise KeyError("training batch has no 'action' chunk (load the dataset with delta_timestamps)")
         actions, is_pad = inputs["actions"], inputs["action_is_pad"]
@@ -199,6 +206,18 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
             loss, metrics = loss + m_loss, metrics | m_metrics
         metrics["loss"] = float(loss.detach())
         return loss, metrics
+
+    def _perception_loss(self, inputs: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """`svla-train objective=perceive`: the object probe's loss on the image tokens, nothing else."""
+        objects = (inputs.get("aux") or {}).get("objects")
+        grounding = getattr(self.head, "grounding", None)
+        if objects is None or grounding is None:
+            raise ValueError(
+                "objective=perceive needs privileged.objects and privileged.target_goal in the batch and "
+                f"a head with grounding (head {self.cfg.head.name!r}, kwargs {self.cfg.head.kwargs}); "
+                "record with this version's svla-record and set head.kwargs.object_attrs=1.0"
+            )
+        return grounding.perception_loss(self._features(inputs, queries=False), objects)
 
     def _motion_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """The motion decoder's loss on image-free frames (`vla.motion_data`, `svla-train motion_batch=N`)."""

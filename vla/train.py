@@ -311,6 +311,7 @@ def train(cfg: TrainConfig) -> dict:
             policy = SpatialVLAPolicy(cfg.policy, stats)
     if cfg.augment.enabled:  # training only: the checkpoint does not keep it, rollouts never augment
         policy.train_transform = TrainAugment(cfg.augment)
+    policy.objective = cfg.objective  # training only: a perceive checkpoint's backbone starts an act run
     apply_freeze(policy, cfg.freeze)
     if cfg.policy.lora.enabled:
         train_only_lora(policy)

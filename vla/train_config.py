@@ -9,6 +9,7 @@ from vla.augment import AugmentConfig
 from vla.config import HeadConfig, PolicyConfig
 
 FREEZE = ("none", "vision", "language", "backbone")
+OBJECTIVES = ("act", "perceive")
 
 
 @dataclass
@@ -50,7 +51,10 @@ class TrainConfig:
     this run (fine-tuning / curriculum: backbone and head weights from it, normalization from this dataset,
     optimizer and schedule fresh); null = the backbone factory's weights and a fresh head. `motion_batch`:
     image-free frames per step for the motion decoder (`head.kwargs.motion=true`, `vla.motion_data`);
-    0 = off."""
+    0 = off. `objective`: `act` trains the policy; `perceive` is a perception pre-training stage that
+    trains only the backbone and the object probe on `privileged.objects` (which object each image token
+    holds: shape, colour, size, relations; `vla.object_labels`), whose checkpoint's `backbone/` directory
+    then starts an `act` run (`backbone.name_or_path=<ckpt>/backbone`)."""
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
@@ -69,6 +73,7 @@ class TrainConfig:
     resume: bool = False
     init_from: str | None = None
     motion_batch: int = 0
+    objective: str = "act"
     progress: bool = True
 
     def __post_init__(self):
@@ -78,10 +83,33 @@ class TrainConfig:
         for name in ("steps", "batch_size", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective={self.objective!r} is not one of {OBJECTIVES}")
+        if self.objective == "perceive":
+            self._check_perceive()
         if self.motion_batch < 0:
             raise ValueError(f"motion_batch={self.motion_batch} must be >= 0 (0 = no image-free frames)")
         if self.motion_batch and not self.head.kwargs.get("motion", False):
             raise ValueError(
                 f"motion_batch={self.motion_batch} trains the motion decoder, but head {self.head.name!r} "
                 f"has none: set head=l1_chunk head.kwargs.motion=true, or motion_batch=0"
+            )
+
+    def _check_perceive(self) -> None:
+        """`objective=perceive` trains the object probe alone: it needs the probe, and nothing that only
+        the action losses would train."""
+        fix = "set head.kwargs.object_attrs=1.0 (a head with the object probe), or objective=act"
+        if self.head.name == "action_tokens":
+            raise ValueError(
+                f"objective=perceive needs a head with the object probe, not {self.head.name!r}: {fix}"
+            )
+        if not self.head.kwargs.get("object_attrs", 0):
+            raise ValueError(
+                f"objective=perceive trains the object probe but head.kwargs.object_attrs="
+                f"{self.head.kwargs.get('object_attrs', 0)!r}: {fix}"
+            )
+        if self.motion_batch:
+            raise ValueError(
+                f"objective=perceive trains no action decoder but motion_batch={self.motion_batch}: set "
+                "motion_batch=0 (add the motion decoder in the act stage)"
             )

@@ -412,6 +412,22 @@ class Grounding(nn.Module):
                 total = total + weight * w * term
         return total, metrics
 
+    def perception_loss(self, feats, objects: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """The object probe's loss alone (`svla-train objective=perceive`): which object every image token
+        holds, from the pointers' token mix; the pointers, 3D targets and actions are not computed."""
+        if self.obj_probe is None or self.pointers is None:
+            raise ValueError(
+                "objective=perceive needs the object probe on the pointer tokens: "
+                "head.kwargs.object_attrs > 0 and a dataset with privileged.target_goal"
+            )
+        pred = {
+            "obj_logits": self.obj_probe(self.pointers.mix(feats.hidden_states)),  # [B, S, K]
+            "image_mask": feats.image_mask,  # [B, S]
+            "token_coords": feats.token_coords,  # [B, S, 2 + C]
+        }
+        bce = self.object_loss(pred, objects)
+        return self.object_attrs * bce, {"obj_bce": float(bce.detach())}
+
     @staticmethod
     def object_loss(pred: dict, objects: dict) -> torch.Tensor:
         """Binary cross-entropy of the object probe [B, S, K] against `token_targets`, image tokens only."""
