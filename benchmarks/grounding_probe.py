@@ -27,16 +27,26 @@ import torch  # noqa: E402
 from torch.utils.data import default_collate  # noqa: E402
 
 
+def _leaf_sources(info: dict) -> list[dict]:
+    """The recordings a merged dataset holds, in frame order (a merged source lists its own sources)."""
+    return [leaf for src in info["sources"] for leaf in (_leaf_sources(src) if "sources" in src else [src])]
+
+
 def task_frames(root: Path, frames: int, seed: int) -> dict[str, list[int]]:
-    """Frame indices per source task of a merged dataset (sources in merge order), `frames` per task."""
+    """Frame indices per source task of a merged dataset (sources in merge order; recordings of the same
+    task in nested merges pooled), `frames` per task."""
     info = json.loads((root / "meta" / "svla_recording.json").read_text())
     g = torch.Generator().manual_seed(seed)
-    out, start = {}, 0
-    for src in info["sources"]:
+    spans: dict[str, list[torch.Tensor]] = {}
+    start = 0
+    for src in _leaf_sources(info):
         n = int(sum(src["episode_lengths"]))
-        name = Path(src["root"]).name
-        out[name] = (start + torch.randperm(n, generator=g)[:frames]).tolist()
+        spans.setdefault(Path(src["root"]).name, []).append(torch.arange(start, start + n))
         start += n
+    out = {}
+    for name, parts in spans.items():
+        idx = torch.cat(parts)
+        out[name] = idx[torch.randperm(len(idx), generator=g)[:frames]].tolist()
     return out
 
 
