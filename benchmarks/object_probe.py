@@ -67,7 +67,7 @@ def probe(ckpt: str, dataset, frames: dict[str, list[int]], batch: int) -> dict[
             inputs = policy._to_device(policy.processor(policy.processor.raw_from_dataset(b)))
             objs = inputs["aux"]["objects"]
             feats = policy._features(inputs)
-            lg = g.obj_probe(g.pointers.mix(feats.hidden_states))  # [B, S, K]
+            lg = g.probe_tokens(feats)["obj_logits"]  # [B, S, K]
             lab = token_targets(objs["attrs"], objs["present"], objs["uv"], feats.token_coords)  # [B, S, K]
             held = (lab.sum(-1) > 0) & feats.image_mask  # [B, S]
             logits.append(lg[held])

@@ -183,8 +183,13 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
         inputs = self._to_device(self.processor(raw))
         if self.objective == "perceive":
             loss, metrics = self._perception_loss(inputs)
-            metrics["loss"] = float(loss.detach())
-            return loss, metrics
+        else:
+            loss, metrics = self._action_loss(inputs, batch)
+        metrics["loss"] = float(loss.detach())
+        return loss, metrics
+
+    def _action_loss(self, inputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """The head's loss on the action chunk (+ the motion decoder's on image-free frames, if any)."""
         if "actions" not in inputs:
             raise KeyError("training batch has no 'action' chunk (load the dataset with delta_timestamps)")
         actions, is_pad = inputs["actions"], inputs["action_is_pad"]
@@ -204,7 +209,6 @@ class SpatialVLAPolicy(ActionQueue, nn.Module):
         if MOTION_KEY in batch:
             m_loss, m_metrics = self._motion_loss(batch[MOTION_KEY])
             loss, metrics = loss + m_loss, metrics | m_metrics
-        metrics["loss"] = float(loss.detach())
         return loss, metrics
 
     def _perception_loss(self, inputs: dict) -> tuple[torch.Tensor, dict[str, float]]:

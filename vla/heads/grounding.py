@@ -337,8 +337,7 @@ class Grounding(nn.Module):
         tokens = None  # the pointers' token mix, computed once when the probe reads it too
         if self.obj_probe is not None and (self.training or self.attr_match):
             tokens = self.pointers.mix(feats.hidden_states)  # [B, S, D]
-            pred["obj_logits"] = self.obj_probe(tokens)  # [B, S, K]
-            pred["image_mask"] = feats.image_mask  # [B, S]
+            pred |= self.probe_tokens(feats, tokens)
         if self.pointers is not None:
             token_attrs = pred["obj_logits"].sigmoid() if self.attr_match else None  # [B, S, K]
             pred["uv"], pred["uv_logp"], q_attrs = self.pointers(
@@ -412,6 +411,16 @@ class Grounding(nn.Module):
                 total = total + weight * w * term
         return total, metrics
 
+    def probe_tokens(self, feats, tokens: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The object probe on the pointers' token mix (`tokens` [B, S, D] if already mixed): its logits
+        [B, S, K] with the image mask [B, S] and token coordinates [B, S, 2 + C] its loss needs."""
+        tokens = self.pointers.mix(feats.hidden_states) if tokens is None else tokens  # [B, S, D]
+        return {
+            "obj_logits": self.obj_probe(tokens),  # [B, S, K]
+            "image_mask": feats.image_mask,  # [B, S]
+            "token_coords": feats.token_coords,  # [B, S, 2 + C]
+        }
+
     def perception_loss(self, feats, objects: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """The object probe's loss alone (`svla-train objective=perceive`): which object every image token
         holds, from the pointers' token mix; the pointers, 3D targets and actions are not computed."""
@@ -420,12 +429,7 @@ class Grounding(nn.Module):
                 "objective=perceive needs the object probe on the pointer tokens: "
                 "head.kwargs.object_attrs > 0 and a dataset with privileged.target_goal"
             )
-        pred = {
-            "obj_logits": self.obj_probe(self.pointers.mix(feats.hidden_states)),  # [B, S, K]
-            "image_mask": feats.image_mask,  # [B, S]
-            "token_coords": feats.token_coords,  # [B, S, 2 + C]
-        }
-        bce = self.object_loss(pred, objects)
+        bce = self.object_loss(self.probe_tokens(feats), objects)
         return self.object_attrs * bce, {"obj_bce": float(bce.detach())}
 
     @staticmethod
