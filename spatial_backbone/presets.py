@@ -4,7 +4,9 @@ The sizes follow the verified tiny configuration in DESIGN.md section 6: M-RoPE 
 patch 14, spatial merge 2 (a 112x112 image -> 16 visual tokens), temporal patch 2, window 112 px (one window
 per 112 px image: the CPU attention path loops over windows) with the last vision block on full attention.
 `tiny_1m` (~1M parameters) is the embedded default; `tiny_5m` (~5M) is the
-next size up. Presets live in a registry: add one with `register_preset`.
+next size up; `tiny_1m_v128` is `tiny_1m`'s language model with `tiny_5m`'s vision tower (128 wide, 4 blocks),
+for the finding that the tiny tower, not the language side, is where "which object" fails (README, VLA).
+Presets live in a registry: add one with `register_preset`.
 """
 
 from __future__ import annotations
@@ -71,6 +73,21 @@ register_preset(
         text_heads=8,
         text_kv_heads=4,
         text_intermediate=768,
+        vision_hidden=128,
+        vision_depth=4,
+        vision_heads=4,
+        vision_intermediate=512,
+        fullatt_block_indexes=(1, 3),
+    ),
+)
+register_preset(
+    "tiny_1m_v128",
+    TinyPreset(
+        text_hidden=128,
+        text_layers=2,
+        text_heads=4,
+        text_kv_heads=2,
+        text_intermediate=512,
         vision_hidden=128,
         vision_depth=4,
         vision_heads=4,

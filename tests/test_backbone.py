@@ -18,9 +18,15 @@ def tiny():
     return build_backbone(BackboneConfig(name_or_path="tiny_1m"))
 
 
-@pytest.mark.parametrize("name,low,high", [("tiny_1m", 0.7e6, 1.3e6), ("tiny_5m", 4e6, 6e6)])
+@pytest.mark.parametrize(
+    "name,low,high", [("tiny_1m", 0.7e6, 1.3e6), ("tiny_5m", 4e6, 6e6), ("tiny_1m_v128", 1.8e6, 2.6e6)]
+)
 def test_presets_are_real_qwen2_5_vl_of_the_stated_size(name, low, high):
     model, processor = build_backbone(BackboneConfig(name_or_path=name))
+    if name == "tiny_1m_v128":  # tiny_1m's language model, tiny_5m's vision tower
+        ref, _ = build_backbone(BackboneConfig(name_or_path="tiny_1m"))
+        assert model.config.text_config.hidden_size == ref.config.text_config.hidden_size
+        assert model.config.vision_config.hidden_size == 2 * ref.config.vision_config.hidden_size
     assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
     assert type(processor).__name__ == "Qwen2_5_VLProcessor"
     assert model.config._attn_implementation == "sdpa"
