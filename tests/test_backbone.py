@@ -131,3 +131,17 @@ def test_runtime_on_cpu_is_fp32_sdpa_single_thread():
             resolve_runtime(attn_implementation="flash_attention_2")
         else:
             raise ValueError("flash_attention_2 check is CPU-only")
+
+
+def test_patch_embedding_runs_as_a_matmul_equal_to_the_conv3d_in_value_and_gradient(tiny):
+    model, _ = tiny
+    embed = model.model.visual.patch_embed
+    x = torch.randn(128, 3 * 2 * 14 * 14)  # [N, C*T*P*P], as the image processor flattens patches
+    fast = embed(x)  # [N, D]: the factory's matmul
+    (g_fast,) = torch.autograd.grad(fast.square().sum(), embed.proj.weight)
+    conv = embed.proj(x.view(-1, 3, 2, 14, 14)).view(-1, embed.embed_dim)  # transformers' own Conv3d path
+    (g_conv,) = torch.autograd.grad(conv.square().sum(), embed.proj.weight)
+    assert fast.shape == conv.shape == (128, model.config.vision_config.hidden_size)
+    torch.testing.assert_close(fast, conv, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g_fast, g_conv, rtol=1e-4, atol=1e-4)
+    assert embed.forward.__func__ is not type(embed).forward  # the swap is in place
