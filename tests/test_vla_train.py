@@ -76,6 +76,28 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert all(torch.isfinite(p).all() for p in policy.parameters())
 
 
+def test_lr_schedule_cosine_decays_constant_holds_and_a_bad_name_is_an_error(dataset, tmp_path):
+    lrs = {}
+    for schedule in ("cosine", "constant"):
+        cfg = _train_cfg(
+            dataset,
+            tmp_path / schedule,
+            "steps=6",
+            "save_every=6",
+            "log_every=1",
+            "optim.warmup_steps=2",
+            "optim.lr_head=1e-3",
+            f"optim.schedule={schedule}",
+        )
+        lrs[schedule] = [h["lr_head"] for h in train(cfg)["history"]]  # after steps 1..6
+    assert lrs["cosine"][:2] == lrs["constant"][:2] == pytest.approx([5e-4, 1e-3])  # the same linear warmup
+    assert lrs["constant"][2:] == pytest.approx([1e-3] * 4)
+    assert all(a > b for a, b in zip(lrs["cosine"][1:-1], lrs["cosine"][2:], strict=True))
+    assert lrs["cosine"][-1] == 0.0
+    with pytest.raises(ValueError, match="optim.schedule='linear'.*cosine"):
+        _train_cfg(dataset, tmp_path / "x", "optim.schedule=linear")
+
+
 def test_two_process_training(dataset, tmp_path):
     accelerate = Path(sys.executable).parent / "accelerate"
     cmd = [

@@ -3,8 +3,9 @@
 Decisions:
 - accelerate owns devices and processes (CPU: `Accelerator(cpu=True)`; two CPU processes via `accelerate
   launch --multi_gpu --num_processes 2 ...`, DESIGN.md section 6); bf16 mixed precision on GPU.
-- Per-module learning rates (vision tower, language model, head), AdamW, linear warmup + cosine decay
-  (transformers' scheduler), gradient clipping and accumulation; freeze vision / language / backbone, or LoRA.
+- Per-module learning rates (vision tower, language model, head), AdamW, linear warmup + cosine decay or a
+  constant rate (`optim.schedule`; transformers' schedulers), gradient clipping and accumulation; freeze
+  vision / language / backbone, or LoRA.
 - Checkpoints every `save_every` steps and at the end: policy (safetensors) + optimizer, scheduler, RNG states
   and step, written atomically; `<output_dir>/checkpoints/last` names the newest. `resume=true` continues from
   it with the same batch order (see `vla.data.batch_indices`), so a resumed run ends where an uninterrupted
@@ -34,7 +35,7 @@ from accelerate.utils import DistributedDataParallelKwargs
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup
+from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
 from envs.hydra_utils import to_yaml
 from envs.record import OBJECTS_KEY
@@ -232,18 +233,26 @@ def run_loop(run: Run, loader, loop: LoopConfig, start: int, last_good: str | No
     }
 
 
+def make_scheduler(optimizer, optim, steps: int):
+    """Linear warmup over `optim.warmup_steps`, then cosine decay to 0 at `steps` or a constant rate."""
+    if optim.schedule == "constant":
+        return get_constant_schedule_with_warmup(optimizer, optim.warmup_steps)
+    return get_cosine_schedule_with_warmup(optimizer, optim.warmup_steps, steps)
+
+
 def fit(
     acc: Accelerator, cfg, policy, groups: list[dict], dataset, out: Path, ckpt, write, motion=None
 ) -> dict:
     """What svla-train and the peer baselines share after building their policy: AdamW over `groups`, warmup +
-    cosine, restoring a checkpoint's optimizer/scheduler/step (or writing the run's config), then `run_loop`.
+    cosine or constant (`make_scheduler`), restoring a checkpoint's optimizer/scheduler/step (or writing the
+    run's config), then `run_loop`.
 
     `cfg` needs steps, batch_size, seed, num_workers, save_every, log_every, progress, dataset and optim
-    (warmup_steps, weight_decay, grad_clip); `write(policy, path, training_state=, extra_files=)` saves one
-    checkpoint (`save_policy` or a baseline's own). `motion`: `MotionFrames` to add `cfg.motion_batch`
-    image-free frames to every batch (`vla.motion_data`), or None."""
+    (warmup_steps, schedule, weight_decay, grad_clip); `write(policy, path, training_state=, extra_files=)`
+    saves one checkpoint (`save_policy` or a baseline's own). `motion`: `MotionFrames` to add
+    `cfg.motion_batch` image-free frames to every batch (`vla.motion_data`), or None."""
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.optim.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.optim.warmup_steps, cfg.steps)
+    scheduler = make_scheduler(optimizer, cfg.optim, cfg.steps)
 
     start = 0
     if ckpt is not None:

@@ -23,15 +23,25 @@ class DatasetConfig:
     episodes: list[int] | None = None
 
 
+SCHEDULES = ("cosine", "constant")
+
+
+def check_schedule(schedule: str) -> None:
+    if schedule not in SCHEDULES:
+        raise ValueError(f"optim.schedule={schedule!r} is not a schedule; valid: {list(SCHEDULES)}")
+
+
 @dataclass
 class OptimConfig:
-    """Per-module learning rates (vision tower, language model, head), AdamW, warmup + cosine, clipping."""
+    """Per-module learning rates (vision tower, language model, head), AdamW, linear warmup then `schedule`
+    (SCHEDULES: cosine decay to 0 at `steps`, or constant), clipping."""
 
     lr_head: float = 1e-3
     lr_language: float = 3e-4
     lr_vision: float = 3e-4
     weight_decay: float = 0.01
     warmup_steps: int = 50
+    schedule: str = "cosine"
     grad_clip: float = 1.0
     grad_accum: int = 1
 
@@ -39,6 +49,7 @@ class OptimConfig:
         for name in ("lr_head", "lr_language", "lr_vision"):
             if getattr(self, name) < 0:
                 raise ValueError(f"optim.{name}={getattr(self, name)} must be >= 0")
+        check_schedule(self.schedule)
         if self.grad_accum < 1:
             raise ValueError(f"optim.grad_accum={self.grad_accum} must be >= 1")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vla.train_config import DatasetConfig
+from vla.train_config import DatasetConfig, check_schedule
 
 
 @dataclass
@@ -68,9 +68,11 @@ class ActOptimConfig:
     lr_backbone: float = 1e-4
     weight_decay: float = 1e-4
     warmup_steps: int = 50
+    schedule: str = "cosine"
     grad_clip: float = 10.0
 
     def __post_init__(self):
+        check_schedule(self.schedule)
         for name in ("lr", "lr_backbone", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
                 raise ValueError(f"optim.{name}={getattr(self, name)} must be >= 0")
