@@ -11,7 +11,7 @@ Presets live in a registry: add one with `register_preset`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,13 @@ class TinyPreset:
 
 
 PRESETS: dict[str, TinyPreset] = {}
+VISION_FIELDS = (
+    "vision_hidden",
+    "vision_depth",
+    "vision_heads",
+    "vision_intermediate",
+    "fullatt_block_indexes",
+)
 
 
 def register_preset(name: str, preset: TinyPreset) -> None:
@@ -80,19 +87,11 @@ register_preset(
         fullatt_block_indexes=(1, 3),
     ),
 )
-register_preset(
+register_preset(  # tiny_1m's language model, tiny_5m's vision tower
     "tiny_1m_v128",
-    TinyPreset(
-        text_hidden=128,
-        text_layers=2,
-        text_heads=4,
-        text_kv_heads=2,
-        text_intermediate=512,
-        vision_hidden=128,
-        vision_depth=4,
-        vision_heads=4,
-        vision_intermediate=512,
-        fullatt_block_indexes=(1, 3),
+    replace(
+        PRESETS["tiny_1m"],
+        **{f: getattr(PRESETS["tiny_5m"], f) for f in VISION_FIELDS},
     ),
 )
 
