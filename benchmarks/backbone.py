@@ -71,18 +71,14 @@ def bench(name: str, reps: int, new_tokens: int) -> dict:
 
 
 def patch_embed_speedup(reps: int, hidden: int = 64) -> dict[str, float]:
-    """Median conv3d time / matmul time of the patch embedding (same weights), per setting."""
-    from torch import nn
+    """Median time of transformers' `Qwen2_5_VisionPatchEmbed.forward` (Conv3d) / the factory's matmul
+    (`patch_embed_as_matmul`) on the same module and weights, per setting."""
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionPatchEmbed
 
-    conv = nn.Conv3d(3, hidden, kernel_size=(2, 14, 14), stride=(2, 14, 14), bias=False)
-    w = conv.weight  # [D, 3, 2, 14, 14]
+    from spatial_backbone.factory import _matmul_patch_embed
 
-    def run_conv(x):
-        return conv(x.view(-1, 3, 2, 14, 14)).view(-1, hidden)
-
-    def run_matmul(x):
-        return nn.functional.linear(x, w.reshape(hidden, -1))
-
+    embed = Qwen2_5_VisionPatchEmbed(embed_dim=hidden)
+    fns = (lambda x: Qwen2_5_VisionPatchEmbed.forward(embed, x), lambda x: _matmul_patch_embed(embed, x))
     out = {}
     for label, n, backward in (
         ("train fwd+bwd, 2048 patches", 2048, True),
@@ -92,10 +88,10 @@ def patch_embed_speedup(reps: int, hidden: int = 64) -> dict[str, float]:
         ratios = []
         for i in range(reps + 3):
             t = []
-            for fn in (run_conv, run_matmul):
+            for fn in fns:
                 start = time.perf_counter()
                 with torch.set_grad_enabled(backward):
-                    y = fn(x)
+                    y = fn(x)  # [N, D]
                     if backward:
                         y.sum().backward()
                 t.append(time.perf_counter() - start)
