@@ -452,6 +452,89 @@ def test_pointer_hops_need_position_keys_and_train_inside_the_policy():
     assert policy.predict_action_chunk(_obs()).shape == (2, H, A)
 
 
+def _leftmost_cube_scenes(n: int, gen: torch.Generator, emb: torch.Tensor, s: int = 12):
+    """Scenes of s image tokens at random places in one camera, each a "cube" or a "ball" (content only, no
+    position, as Qwen2.5-VL's hidden states) -> features and which token is the leftmost cube [N]."""
+    from vla.features import BackboneFeatures
+
+    kind = torch.randint(0, 2, (n, s), generator=gen)  # 0 = cube, 1 = ball
+    kind[:, 0] = 0  # at least one cube
+    hidden = emb[kind] + 0.1 * torch.randn(n, s, emb.shape[1], generator=gen)  # [N, S, D]
+    uv = torch.rand(n, s, 2, generator=gen) * 2 - 1  # [N, S, 2]
+    coords = torch.cat([uv, torch.ones(n, s, 1)], dim=-1)  # [N, S, 2 + 1 camera]
+    leftmost = torch.where(kind == 0, uv[..., 0], torch.full_like(uv[..., 0], 9.0)).argmin(1)  # [N]
+    mask = torch.ones(n, s, dtype=torch.bool)
+    return BackboneFeatures([hidden], mask.long(), s, coords, mask), leftmost
+
+
+def test_token_neck_starts_as_the_identity_and_writes_relations_into_the_tokens():
+    """`head.kwargs.token_neck`: a new neck leaves the tokens exactly as they were (text tokens always), and
+    trained with a per-token probe it makes each token say "I am the leftmost cube" in scenes it never saw --
+    which the causal, position-free tokens alone cannot (a probe on them can only say "cube")."""
+    from vla.features import BackboneFeatures
+    from vla.heads.grounding import TargetPointers
+
+    gen = torch.Generator().manual_seed(0)
+    d, s = 32, 12
+    feats, _ = _leftmost_cube_scenes(4, gen, torch.randn(2, d, generator=gen), s)
+    feats.image_mask[:, :3] = False  # three text tokens
+    torch.manual_seed(0)
+    ptr = TargetPointers(d, 1, 1, 1, neck=1)
+    with torch.no_grad():
+        torch.testing.assert_close(ptr.tokens(feats), ptr.mix(feats.hidden_states), rtol=0, atol=0)
+
+    def balanced_accuracy(neck: int) -> float:
+        torch.manual_seed(0)
+        gen = torch.Generator().manual_seed(0)
+        emb = torch.randn(2, d, generator=gen)
+        train_f, train_y = _leftmost_cube_scenes(2048, gen, emb, s)
+        test_f, test_y = _leftmost_cube_scenes(512, torch.Generator().manual_seed(9), emb, s)
+        ptr, probe = TargetPointers(d, 1, 1, 1, neck=neck), torch.nn.Linear(d, 1)
+        opt = torch.optim.Adam([*ptr.parameters(), *probe.parameters()], lr=3e-3)
+        for _ in range(400):
+            j = torch.randint(0, 2048, (64,), generator=gen)
+            f = BackboneFeatures(
+                [train_f.hidden_states[0][j]],
+                train_f.attention_mask[j],
+                s,
+                train_f.token_coords[j],
+                train_f.image_mask[j],
+            )
+            logits = probe(ptr.tokens(f)).squeeze(-1)  # [B, S]
+            y = torch.nn.functional.one_hot(train_y[j], s).float()  # [B, S]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, y, pos_weight=torch.tensor(s - 1.0)
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            said = probe(ptr.tokens(test_f)).squeeze(-1) > 0  # [N, S]
+        y = torch.nn.functional.one_hot(test_y, s).bool()
+        return 0.5 * float(said[y].float().mean() + (~said[~y]).float().mean())
+
+    assert balanced_accuracy(neck=0) < 0.8  # "is a cube": right on the leftmost, wrong on the other cubes
+    assert balanced_accuracy(neck=1) > 0.95
+
+
+def test_token_neck_is_validated_and_trains_inside_the_policy():
+    with pytest.raises(ValueError, match="token_neck=-1 is a number of encoder layers"):
+        _grounded_policy({"token_neck": -1})
+    policy, batch = _grounded_policy({"pointer_pos": True, "pointer_hops": 1, "token_neck": 1})
+    neck = policy.head.grounding.pointers.neck
+    assert neck is not None
+    before = {k: v.clone() for k, v in neck.state_dict().items()}
+    opt = torch.optim.AdamW(policy.parameters(), lr=2e-3)
+    for _ in range(3):
+        loss, _ = policy(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert any(not torch.equal(before[k], v) for k, v in neck.state_dict().items())  # the losses reach it
+    policy.eval()
+    assert policy.predict_action_chunk(_obs()).shape == (2, H, A)
+
+
 @pytest.mark.parametrize("head", ["l1_chunk", "flow_matching"])
 def test_oracle_grounding_feeds_the_true_positions_to_the_decoder_only_when_asked(head):
     """The diagnostic of `svla-eval oracle_grounding=true`: off, privileged state in the observation changes

@@ -361,6 +361,26 @@ def test_init_from_a_mismatched_checkpoint_is_a_clear_error(dataset, tmp_path):
         train(_train_cfg(dataset, tmp_path / "d", "steps=1", f"init_from={tmp_path / 'nope'}"))
 
 
+def test_a_token_neck_joins_a_trained_policy_by_init_from_without_changing_its_actions(dataset, tmp_path):
+    """`init_from` a checkpoint without a neck + `head.kwargs.token_neck=1`: the neck starts fresh as the
+    identity, so before any update the new policy acts exactly as the checkpoint does."""
+    first = Path(train(_train_cfg(dataset, tmp_path / "a", "steps=1", "save_every=1"))["checkpoint"])
+    frozen = ["steps=1", "save_every=1", "optim.lr_head=0", "optim.lr_language=0", "optim.lr_vision=0"]
+    run = train(
+        _train_cfg(dataset, tmp_path / "b", *frozen, f"init_from={first}", "head.kwargs.token_neck=1")
+    )
+    src, new = load_policy(first).eval(), load_policy(run["checkpoint"]).eval()
+    assert src.head.grounding.pointers.neck is None and new.head.grounding.pointers.neck is not None
+    obs = {
+        "pixels": {
+            c: np.random.default_rng(0).integers(0, 255, (IMG, IMG, 3), np.uint8) for c in src.cfg.cameras
+        },
+        "agent_pos": np.linspace(-0.5, 0.5, 9).astype(np.float32),
+        "instruction": "lift the red cube",
+    }
+    torch.testing.assert_close(new.predict_action_chunk(obs), src.predict_action_chunk(obs), rtol=0, atol=0)
+
+
 def test_object_probe_trains_on_the_recording_and_joins_a_run_by_init_from(dataset, tmp_path):
     """`head.kwargs.object_attrs` trains on the recorded `privileged.objects` (its loss is logged), can be
     switched on when fine-tuning from a checkpoint without it (the probe starts fresh), and a dataset without

@@ -143,7 +143,8 @@ def init_policy_from(
     must match the checkpoint's parameter for parameter; the normalizers come from `stats`, not the
     checkpoint (usual practice when fine-tuning on a new dataset). Optimizer, schedule and step start fresh.
     Switching `head.kwargs.motion` keeps the perception (backbone, queries, grounding) and starts the action
-    decoder fresh; switching `head.kwargs.object_attrs` on starts the object probe fresh.
+    decoder fresh; switching `head.kwargs.object_attrs` on starts the object probe fresh, and adding a
+    `head.kwargs.token_neck` starts the neck fresh (as the identity, so the policy acts as before).
     """
     path, where = Path(ckpt_dir), f"init_from={str(ckpt_dir)!r}"
     if policy_type(path) != DEFAULT_POLICY_TYPE:
@@ -191,6 +192,12 @@ def init_policy_from(
         missing = [k for k in missing if not k.startswith(fresh)]
         unexpected = [k for k in unexpected if not k.startswith(fresh)]
         log.info("%s: head.kwargs.object_attrs / attr_match differ from the checkpoint's: new parts", where)
+    if cfg.head.kwargs.get("token_neck", 0) != src.cfg.head.kwargs.get("token_neck", 0):
+        # a new neck (zero-initialised: the identity) between the backbone and the pointers starts fresh
+        fresh = ("head.grounding.pointers.neck.",)
+        missing = [k for k in missing if not k.startswith(fresh)]
+        unexpected = [k for k in unexpected if not k.startswith(fresh)]
+        log.info("%s: head.kwargs.token_neck differs from the checkpoint's: a new token neck", where)
     if bad or missing or unexpected:
         raise CheckpointError(
             f"{where} does not match this policy (head.kwargs, chunk_size, cameras or dataset features "

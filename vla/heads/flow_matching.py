@@ -53,6 +53,7 @@ class FlowMatchingHead(ActionHead):
         xyz_state: bool = False,
         object_attrs: float = 0.0,
         attr_match: bool = False,
+        token_neck: int = 0,
     ):
         super().__init__()
         self.dims, self.num_steps, self.expert_dim, self.aux_weight = dims, num_steps, expert_dim, aux_weight
@@ -73,6 +74,7 @@ class FlowMatchingHead(ActionHead):
                 xyz_state=xyz_state,
                 object_attrs=object_attrs,
                 attr_match=attr_match,
+                token_neck=token_neck,
             )
             if dims.aux_dim and aux_weight > 0
             else None

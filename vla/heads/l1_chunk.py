@@ -46,6 +46,7 @@ class L1ChunkHead(ActionHead):
         xyz_state: bool = False,
         object_attrs: float = 0.0,
         attr_match: bool = False,
+        token_neck: int = 0,
     ):
         super().__init__()
         self.dims, self.aux_weight = dims, aux_weight
@@ -72,6 +73,7 @@ class L1ChunkHead(ActionHead):
                 xyz_state,
                 object_attrs,
                 attr_match,
+                token_neck,
             )
             if dims.aux_dim and aux_weight > 0
             else None
