@@ -308,20 +308,17 @@ class Grounding(nn.Module):
                 f"pointer_hops={pointer_hops!r} needs pointer_pos=true: the hops read where the anchor is, "
                 "and only position-aware keys can turn that into where to point"
             )
-        if object_attrs < 0:
-            raise ValueError(f"object_attrs={object_attrs!r} is a loss weight: >= 0 (0 = no object probe)")
-        if object_attrs and not dims.aux_points:
-            raise ValueError(
-                f"object_attrs={object_attrs!r} probes the tokens the pointers read, and this policy has no "
-                "pointers (the dataset statistics have no privileged target/goal positions)"
-            )
-        if token_neck < 0:
-            raise ValueError(f"token_neck={token_neck!r} is a number of encoder layers: >= 0 (0 = no neck)")
-        if token_neck and not dims.aux_points:
-            raise ValueError(
-                f"token_neck={token_neck!r} encodes the tokens the pointers read, and this policy has no "
-                "pointers (the dataset statistics have no privileged target/goal positions)"
-            )
+        for name, value, what, does in (
+            ("object_attrs", object_attrs, "a loss weight: >= 0 (0 = no object probe)", "probes"),
+            ("token_neck", token_neck, "a number of encoder layers: >= 0 (0 = no neck)", "encodes"),
+        ):
+            if value < 0:
+                raise ValueError(f"{name}={value!r} is {what}")
+            if value and not dims.aux_points:
+                raise ValueError(
+                    f"{name}={value!r} {does} the tokens the pointers read, and this policy has no pointers "
+                    "(the dataset statistics have no privileged target/goal positions)"
+                )
         if attr_match and not object_attrs:
             raise ValueError(
                 "attr_match=true matches the pointers' wished-for attributes with the object probe's: it "
