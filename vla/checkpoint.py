@@ -132,6 +132,21 @@ def load_spatial_vla(ckpt_dir: str | os.PathLike, device: str = "auto") -> Spati
     return policy.to(policy.backbone.device)
 
 
+# head parts that head.kwargs switch on or off (or, for a layer count, resize): the kwargs, what of their
+# value decides the parameters (`bool`: on / off; `int`: a count), the parts' name prefixes. When those differ
+# from the checkpoint's, `init_from` starts these parts fresh and loads everything else.
+OPTIONAL_HEAD_PARTS = (
+    (("motion",), bool, ("head.motion.", "head.mlp.", "head.state_proj."), "the action decoder's parts"),
+    (
+        ("object_attrs", "attr_match"),
+        bool,
+        ("head.grounding.obj_probe.", "head.grounding.pointers.attr_q."),
+        "the object probe / attribute matching",
+    ),
+    (("token_neck",), int, ("head.grounding.pointers.neck.",), "the token neck's layers (identity at init)"),
+)
+
+
 def init_policy_from(
     ckpt_dir: str | os.PathLike, cfg: PolicyConfig, stats: dict, device: str = "auto"
 ) -> SpatialVLAPolicy:
@@ -179,25 +194,14 @@ def init_policy_from(
         if k in own and v.shape != own[k].shape
     ]
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if cfg.head.kwargs.get("motion", False) != src.cfg.head.kwargs.get("motion", False):
-        # switching the action decoder (head.kwargs.motion): perception carries over, the decoder starts fresh
-        fresh = ("head.motion.", "head.mlp.", "head.state_proj.")
-        missing = [k for k in missing if not k.startswith(fresh)]
-        unexpected = [k for k in unexpected if not k.startswith(fresh)]
-        log.info("%s: head.kwargs.motion differs from the checkpoint's: the action decoder is new", where)
-    probe = ("object_attrs", "attr_match")
-    if any(bool(cfg.head.kwargs.get(k, 0)) != bool(src.cfg.head.kwargs.get(k, 0)) for k in probe):
-        # adding (or dropping) the object probe or the attribute matching: those parts start fresh
-        fresh = ("head.grounding.obj_probe.", "head.grounding.pointers.attr_q.")
-        missing = [k for k in missing if not k.startswith(fresh)]
-        unexpected = [k for k in unexpected if not k.startswith(fresh)]
-        log.info("%s: head.kwargs.object_attrs / attr_match differ from the checkpoint's: new parts", where)
-    if cfg.head.kwargs.get("token_neck", 0) != src.cfg.head.kwargs.get("token_neck", 0):
-        # a new neck (zero-initialised: the identity) between the backbone and the pointers starts fresh
-        fresh = ("head.grounding.pointers.neck.",)
-        missing = [k for k in missing if not k.startswith(fresh)]
-        unexpected = [k for k in unexpected if not k.startswith(fresh)]
-        log.info("%s: head.kwargs.token_neck differs from the checkpoint's: a new token neck", where)
+    for keys, setting, fresh, what in OPTIONAL_HEAD_PARTS:
+        if any(setting(cfg.head.kwargs.get(k, 0)) != setting(src.cfg.head.kwargs.get(k, 0)) for k in keys):
+            # switched on, off or resized: the rest carries over, these parts start fresh
+            missing = [k for k in missing if not k.startswith(fresh)]
+            unexpected = [k for k in unexpected if not k.startswith(fresh)]
+            log.info(
+                "%s: head.kwargs %s differ from the checkpoint's: %s start fresh", where, "/".join(keys), what
+            )
     if bad or missing or unexpected:
         raise CheckpointError(
             f"{where} does not match this policy (head.kwargs, chunk_size, cameras or dataset features "
