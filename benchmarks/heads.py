@@ -5,6 +5,10 @@ The heads are timed interleaved (every repetition times each head once on the sa
 order), so a burst of load on this shared machine hits all heads alike instead of biasing whichever head was
 being timed; the speed-up is the median of the per-repetition ratios.
 
+Every head first runs the same backbone forward over the prompt (two images + instruction: the prefill);
+the benchmark also times that forward alone (`prefill`, interleaved like the heads) and prints the ceiling it
+sets: a head that costs nothing beyond the prefill is at most action_tokens / prefill times faster.
+
     .venv/bin/python benchmarks/heads.py [--reps 30] [--chunk 8]
 """
 
@@ -46,9 +50,25 @@ def _policy(head: str, chunk: int) -> SpatialVLAPolicy:
     return SpatialVLAPolicy(cfg, STATS).eval()
 
 
+def _prefill(policy: SpatialVLAPolicy):
+    """The backbone forward over the prompt alone, as every head runs it (no query tokens, no head)."""
+
+    def run(obs):
+        with torch.inference_mode():
+            return policy._features(
+                policy._to_device(policy.processor(policy.processor.raw_from_env(obs))), False
+            )
+
+    return run
+
+
 def times_per_action(heads: list[str], chunk: int, reps: int, warmup: int = 3) -> dict[str, list[float]]:
-    """Seconds per action of each head, one value per repetition, timed interleaved."""
+    """Seconds per action of each head (and of the shared `prefill`, per action of a chunk), one value per
+    repetition, timed interleaved."""
     policies = {h: _policy(h, chunk) for h in heads}
+    calls = {h: p.predict_action_chunk for h, p in policies.items()}
+    calls["prefill"] = _prefill(policies["l1_chunk"])
+    heads = [*heads, "prefill"]
     rng = np.random.default_rng(0)
     times: dict[str, list[float]] = {h: [] for h in heads}
     for i in range(reps + warmup):
@@ -56,7 +76,7 @@ def times_per_action(heads: list[str], chunk: int, reps: int, warmup: int = 3) -
         for j in range(len(heads)):
             h = heads[(i + j) % len(heads)]  # rotate which head goes first
             t = time.perf_counter()
-            policies[h].predict_action_chunk(obs)
+            calls[h](obs)
             if i >= warmup:
                 times[h].append((time.perf_counter() - t) / chunk)
     return times
@@ -81,6 +101,8 @@ def main() -> None:
             f"speed-up {h} over action_tokens: x{statistics.median(ratios):.1f} per action "
             f"(median of per-repetition ratios; quartiles x{ratios[q]:.1f}-x{ratios[-q - 1]:.1f})"
         )
+    ceiling = statistics.median(b / t for b, t in zip(base, times["prefill"], strict=True))
+    print(f"ceiling for any head that runs the prefill: x{ceiling:.1f} (action_tokens / prefill)")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ Design:
   kernel == stride, and PyTorch's CPU conv3d is 2-4x slower than the same product as a `linear`
   (`benchmarks/backbone.py` prints the ratio). Same weights and state dict; outputs equal up to float
   rounding.
+- The position tables Qwen2.5-VL rebuilds in Python on every forward (vision rotary table, window index,
+  M-RoPE positions) are memoized per input shape/content (`position_cache.cache_positions`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from transformers import (
 from envs.atomic import atomic_dir
 from spatial_backbone.config import BackboneConfig
 from spatial_backbone.device import Runtime, apply_runtime, resolve_runtime
+from spatial_backbone.position_cache import cache_positions
 from spatial_backbone.presets import PRESETS, TinyPreset, get_preset
 from spatial_backbone.prompts import QWEN2_5_VL_CHAT_TEMPLATE, THINK_SYSTEM_PROMPT
 from spatial_backbone.tokenizer import train_tokenizer
@@ -62,6 +65,7 @@ def build_backbone(cfg: BackboneConfig) -> tuple[Qwen2_5_VLForConditionalGenerat
         model, processor = _load_checkpoint(cfg, rt)
     processor.svla_default_system_prompt = THINK_SYSTEM_PROMPT if cfg.thinking else None
     patch_embed_as_matmul(model)
+    cache_positions(model)
     model.eval()
     return model, processor
 

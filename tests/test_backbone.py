@@ -145,3 +145,60 @@ def test_patch_embedding_runs_as_a_matmul_equal_to_the_conv3d_in_value_and_gradi
     torch.testing.assert_close(fast, conv, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(g_fast, g_conv, rtol=1e-4, atol=1e-4)
     assert embed.forward.__func__ is not type(embed).forward  # the swap is in place
+
+
+def test_position_tables_are_memoized_exactly_and_never_leak_inference_tensors_into_training():
+    import copy
+
+    model, processor = build_backbone(BackboneConfig(name_or_path="tiny_1m"))
+    vis, inner = model.model.visual, model.model
+    tables = inner.svla_position_tables | vis.svla_position_tables
+    two = chat_inputs(
+        processor, [synthetic_image(112, seed=1), synthetic_image(112, seed=2)], "Which is red?"
+    )
+    one = chat_inputs(processor, [synthetic_image(112, seed=1)], "Which is red?")
+
+    def plain(inputs):  # transformers' own methods, no table
+        grid = inputs["image_grid_thw"]
+        pos, deltas = type(inner).get_rope_index(
+            inner,
+            inputs["input_ids"],
+            inputs["mm_token_type_ids"],
+            grid,
+            attention_mask=inputs["attention_mask"],
+        )
+        return type(vis).rot_pos_emb(vis, grid), type(vis).get_window_index(vis, grid), pos, deltas
+
+    with torch.inference_mode():
+        for _ in range(2):  # a miss, then a hit, for each input: equal to the plain computation both times
+            for inputs in (two, one):
+                out = model(**inputs)
+                want = plain(inputs)
+                got = (
+                    vis.rot_pos_emb(inputs["image_grid_thw"]),
+                    vis.get_window_index(inputs["image_grid_thw"]),
+                    *inner.get_rope_index(
+                        inputs["input_ids"],
+                        inputs["mm_token_type_ids"],
+                        inputs["image_grid_thw"],
+                        attention_mask=inputs["attention_mask"],
+                    ),
+                )
+                torch.testing.assert_close(got[0], want[0], rtol=0, atol=0)
+                assert torch.equal(got[1][0], want[1][0]) and got[1][1] == want[1][1]
+                assert torch.equal(got[2], want[2]) and torch.equal(got[3], want[3])
+        ref = model(**two).logits
+    assert tables["get_rope_index"].misses == 2 and tables["get_rope_index"].hits >= 4
+    assert tables["rot_pos_emb"].misses == 2 and tables["rot_pos_emb"].hits >= 4
+    # a training forward after inference-mode forwards: fresh tables (no inference tensors), gradients flow
+    out = model(**two, labels=two["input_ids"])
+    out.loss.backward()
+    assert model.model.visual.patch_embed.proj.weight.grad.abs().sum() > 0
+    model.zero_grad()
+    with torch.no_grad():
+        torch.testing.assert_close(model(**two).logits, ref, rtol=1e-5, atol=1e-5)
+    # a deep copy (TRL's reference model) gets its own tables and the same outputs
+    twin = copy.deepcopy(model)
+    assert twin.model.svla_position_tables["get_rope_index"] is not tables["get_rope_index"]
+    with torch.no_grad():
+        torch.testing.assert_close(twin(**two).logits, ref, rtol=1e-5, atol=1e-5)

@@ -93,6 +93,10 @@ def test_head_learns_and_predicts(head):
     policy.eval()
     chunk = policy.predict_action_chunk(_obs())
     assert chunk.shape == (2, H, A) and torch.isfinite(chunk).all()
+    assert not chunk.is_inference()  # predicted under inference mode, handed out as a normal tensor
+    chunk.clamp_(-1e6, 1e6)  # callers may edit it in place
+    policy.train()  # training after rollouts: nothing cached under inference mode reaches autograd
+    policy(batch)[0].backward()
 
 
 @pytest.mark.parametrize("head", ["l1_chunk"])
