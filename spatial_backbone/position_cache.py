@@ -12,7 +12,7 @@ A policy at rollout sends the same grids (and, within an episode, the same promp
 LRU tables keyed by the exact inputs (content, not identity), so a hit returns exactly what a miss computes.
 
 Rules that keep it safe:
-- keys include the device and whether inference mode is on: a tensor made under `torch.inference_mode`
+- keys include the devices and whether inference mode is on: a tensor made under `torch.inference_mode`
   cannot be saved for backward, so it is never served to a training forward;
 - the text positions are memoized only without autograd (rollouts, generation, evaluation); training batches
   differ at every step, so a table there would only cost the key;
@@ -59,20 +59,26 @@ def _content(t: torch.Tensor | None):
     """A hashable key for a small integer tensor's exact content (None stays None)."""
     if t is None:
         return None
-    return (tuple(t.shape), str(t.dtype), t.device.type, t.detach().cpu().numpy().tobytes())
+    return (tuple(t.shape), str(t.dtype), str(t.device), t.detach().cpu().numpy().tobytes())
 
 
 def _mode() -> bool:
     return torch.is_inference_mode_enabled()
 
 
+def _vision_key(self, grid_thw: torch.Tensor):
+    """The grids, the tower's device (its tables are made there, whatever device the grids are on) and
+    whether inference mode is on."""
+    return (_content(grid_thw), str(self.patch_embed.proj.weight.device), _mode())
+
+
 def _rot_pos_emb(self, grid_thw: torch.Tensor) -> torch.Tensor:
-    key = (_content(grid_thw), _mode())
+    key = _vision_key(self, grid_thw)
     return self.svla_position_tables["rot_pos_emb"].get(key, lambda: type(self).rot_pos_emb(self, grid_thw))
 
 
 def _get_window_index(self, grid_thw: torch.Tensor):
-    key = (_content(grid_thw), _mode())
+    key = _vision_key(self, grid_thw)
     table = self.svla_position_tables["get_window_index"]
     return table.get(key, lambda: type(self).get_window_index(self, grid_thw))
 
