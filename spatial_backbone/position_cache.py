@@ -62,25 +62,19 @@ def _content(t: torch.Tensor | None):
     return (tuple(t.shape), str(t.dtype), str(t.device), t.detach().cpu().numpy().tobytes())
 
 
-def _mode() -> bool:
-    return torch.is_inference_mode_enabled()
+def _vision_method(name: str):
+    """`name` of the vision tower (`rot_pos_emb` or `get_window_index`), memoized by the grids, the tower's
+    device (its tables are made there, whatever device the grids are on) and inference mode."""
 
+    def method(self, grid_thw: torch.Tensor):
+        key = (
+            _content(grid_thw),
+            str(self.patch_embed.proj.weight.device),
+            torch.is_inference_mode_enabled(),
+        )
+        return self.svla_position_tables[name].get(key, lambda: getattr(type(self), name)(self, grid_thw))
 
-def _vision_key(self, grid_thw: torch.Tensor):
-    """The grids, the tower's device (its tables are made there, whatever device the grids are on) and
-    whether inference mode is on."""
-    return (_content(grid_thw), str(self.patch_embed.proj.weight.device), _mode())
-
-
-def _rot_pos_emb(self, grid_thw: torch.Tensor) -> torch.Tensor:
-    key = _vision_key(self, grid_thw)
-    return self.svla_position_tables["rot_pos_emb"].get(key, lambda: type(self).rot_pos_emb(self, grid_thw))
-
-
-def _get_window_index(self, grid_thw: torch.Tensor):
-    key = _vision_key(self, grid_thw)
-    table = self.svla_position_tables["get_window_index"]
-    return table.get(key, lambda: type(self).get_window_index(self, grid_thw))
+    return method
 
 
 def _get_rope_index(
@@ -93,13 +87,12 @@ def _get_rope_index(
     attention_mask=None,
     **kwargs,
 ):
-    parts = (mm_token_type_ids, image_grid_thw, video_grid_thw, second_per_grid_ts, attention_mask)
     args = dict(
-        zip(
-            ("mm_token_type_ids", "image_grid_thw", "video_grid_thw", "second_per_grid_ts", "attention_mask"),
-            parts,
-            strict=True,
-        )
+        mm_token_type_ids=mm_token_type_ids,
+        image_grid_thw=image_grid_thw,
+        video_grid_thw=video_grid_thw,
+        second_per_grid_ts=second_per_grid_ts,
+        attention_mask=attention_mask,
     )
 
     def compute():
@@ -107,7 +100,7 @@ def _get_rope_index(
 
     if torch.is_grad_enabled() or kwargs:
         return compute()
-    key = (_content(input_ids), *(_content(t) for t in parts), _mode())
+    key = (*(_content(t) for t in (input_ids, *args.values())), torch.is_inference_mode_enabled())
     positions, deltas = self.svla_position_tables["get_rope_index"].get(key, compute)
     return positions.clone(), deltas.clone()
 
@@ -122,7 +115,7 @@ def cache_positions(model: nn.Module) -> dict[str, _Table]:
     if getattr(inner, "svla_position_tables", None) is None:
         vis.svla_position_tables = {"rot_pos_emb": _Table(), "get_window_index": _Table()}
         inner.svla_position_tables = {"get_rope_index": _Table()}
-        vis.rot_pos_emb = types.MethodType(_rot_pos_emb, vis)
-        vis.get_window_index = types.MethodType(_get_window_index, vis)
+        for name in vis.svla_position_tables:
+            setattr(vis, name, types.MethodType(_vision_method(name), vis))
         inner.get_rope_index = types.MethodType(_get_rope_index, inner)
     return vis.svla_position_tables | inner.svla_position_tables
