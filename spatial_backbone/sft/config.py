@@ -114,11 +114,34 @@ class SFTOptimConfig:
 
 
 @dataclass
+class SFTGroundingConfig:
+    """The word-region alignment loss (`spatial_backbone.sft.grounding`): an object named in the question is
+    bound to the image tokens its box covers (simulator ground truth), GLIP-style.
+
+    weight: its weight beside the answer cross-entropy (0 = off: plain text SFT).
+    layer: the language-model layer it supervises (hidden states after that many decoder layers; 1 <= layer <=
+        the model's layer count). Below the top, the layers above can use the binding for the answer.
+    dim: width of its query/key maps (a training aid kept in the checkpoint state, not in the backbone).
+    """
+
+    weight: float = 0.0
+    layer: int = 1
+    dim: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.weight < float("inf"):
+            raise ValueError(f"grounding.weight={self.weight!r} must be finite and >= 0 (0 = off)")
+        if self.layer < 1 or self.dim < 1:
+            raise ValueError(f"grounding.layer={self.layer!r} and grounding.dim={self.dim!r} must be >= 1")
+
+
+@dataclass
 class SFTConfig:
     """`svla-sft`: supervised fine-tuning of a backbone on spatial data, loss on answer tokens only.
 
     backbone: the starting backbone (tiny preset or checkpoint directory).
-    data / packing / optim: see `SFTDataConfig`, `PackingConfig`, `SFTOptimConfig`.
+    data / packing / optim / grounding: see `SFTDataConfig`, `PackingConfig`, `SFTOptimConfig`,
+        `SFTGroundingConfig`.
     output_dir: run directory: `checkpoints/step_*` (each a loadable backbone + training state),
         `checkpoints/last`, `backbone/` (the final tuned backbone), `sft_config.yaml`, `history.jsonl`.
     steps: optimizer steps. max_minutes: stop early (and save) after this wall time (0 = no limit).
@@ -133,6 +156,7 @@ class SFTConfig:
     data: SFTDataConfig = field(default_factory=SFTDataConfig)
     packing: PackingConfig = field(default_factory=PackingConfig)
     optim: SFTOptimConfig = field(default_factory=SFTOptimConfig)
+    grounding: SFTGroundingConfig = field(default_factory=SFTGroundingConfig)
     output_dir: str = "outputs/sft"
     steps: int = 800
     max_minutes: float = 9.5

@@ -29,8 +29,9 @@ TRL 1.16's SFTTrainer is not used for packing: it raises "Packing is not support
 from __future__ import annotations
 
 import bisect
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from spatial_backbone.data.io import load_image
 from spatial_backbone.sft.config import PackingConfig
+from spatial_backbone.sft.grounding import Mention, item_mentions
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -56,6 +58,7 @@ class EncodedItem:
     images: list[str]  # absolute image paths, in prompt order
     grids: list[tuple[int, int, int]]  # (t, h, w) patch grid of each image
     skill: str
+    mentions: list[Mention] = field(default_factory=list)  # named objects -> image tokens (grounding loss)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -130,9 +133,12 @@ def _expand_image_pads(text: str, counts: list[int]) -> str:
     return "".join(out)
 
 
-def encode_items(processor, items: list[dict[str, Any]], root: str | Path) -> list[EncodedItem]:
+def encode_items(
+    processor, items: list[dict[str, Any]], root: str | Path, mentions: bool = False
+) -> list[EncodedItem]:
     """Token ids of every item (prompt, answer, <|im_end|>), with image paths and patch grids. An item's
-    `answer_ids`, if present, are its answer tokens as given (`rl.anchor.greedy_answers`)."""
+    `answer_ids`, if present, are its answer tokens as given (`rl.anchor.greedy_answers`). `mentions`: also
+    find the objects each question names and the image tokens they cover (`grounding.item_mentions`)."""
     root = Path(root).resolve()
     spec = VisionSpec.from_processor(processor)
     tok = processor.tokenizer
@@ -148,17 +154,36 @@ def encode_items(processor, items: list[dict[str, Any]], root: str | Path) -> li
             grids.append(sizes[rel])
         grids_all.append(grids)
         texts.append(_expand_image_pads(prompt_text(processor, it), [spec.n_tokens(g) for g in grids]))
-    prompts = tok(texts, add_special_tokens=False)["input_ids"]
+    encoded = tok(texts, add_special_tokens=False, return_offsets_mapping=mentions)
+    prompts = encoded["input_ids"]
     answers = tok([it["answer"] for it in items], add_special_tokens=False)["input_ids"]
     answers = [
         list(it["answer_ids"]) if "answer_ids" in it else a for it, a in zip(items, answers, strict=True)
     ]
     out = []
-    for it, p, a, grids in zip(items, prompts, answers, grids_all, strict=True):
+    for i, (it, p, a, grids) in enumerate(zip(items, prompts, answers, grids_all, strict=True)):
         ids = np.asarray(p + a + [end_id], dtype=np.int32)
         paths = [str(root / rel) for rel in it["images"]]
-        out.append(EncodedItem(ids, len(p), paths, grids, it["skill"]))
+        found = []
+        if mentions:
+            fovy = dataset_fovy(root)
+            start = texts[i].rfind(it["question"])
+            offsets = encoded["offset_mapping"][i]
+            found = item_mentions(it, start, offsets, grids, spec.merge, spec.patch, fovy)
+        out.append(EncodedItem(ids, len(p), paths, grids, it["skill"], found))
     return out
+
+
+def dataset_fovy(root: Path) -> float:
+    """The camera field of view a spatial dataset was rendered with (its manifest's config), in degrees."""
+    manifest = root / "manifest.json"
+    try:
+        return float(json.loads(manifest.read_text())["config"]["camera"]["fovy"])
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(
+            f"{manifest}: cannot read config.camera.fovy ({e!r}); the grounding loss needs the dataset's "
+            "camera field of view: regenerate the dataset with svla-spatial-data"
+        ) from e
 
 
 # -- positions -----------------------------------------------------------------------------------------------
@@ -322,12 +347,26 @@ class PackedCollator:
         positions = torch.zeros((4, b, width), dtype=torch.long)  # [4, B, S]: text, t, h, w
         attention = torch.zeros((b, width), dtype=torch.long)  # [B, S]
         images: list[str] = []
+        grounding: list[dict[str, torch.Tensor]] = []
         n_answer = 0
         for r, row in enumerate(rows):
             col = 0
             for it in row:
                 n = len(it)
                 ids = torch.from_numpy(it.input_ids.astype(np.int64))
+                if it.mentions:
+                    keys = col + np.flatnonzero(it.input_ids[: it.n_prompt] == spec.image_token_id)
+                    for m in it.mentions:
+                        positive = torch.zeros(len(keys), dtype=torch.bool)
+                        positive[m.positives] = True
+                        grounding.append(
+                            {
+                                "row": r,
+                                "query": col + m.query,
+                                "keys": torch.from_numpy(keys),
+                                "positive": positive,
+                            }
+                        )
                 input_ids[r, col : col + n] = ids
                 labels[r, col + it.n_prompt : col + n] = ids[it.n_prompt :]
                 positions[0, r, col : col + n] = torch.arange(n)  # restarts per item: packed segments
@@ -349,8 +388,11 @@ class PackedCollator:
                 "slots": b * width,
                 "answer_tokens": n_answer,
                 "items": sum(map(len, rows)),
+                "mentions": len(grounding),
             },
         }
+        if grounding:
+            batch["grounding"] = grounding
         if self.packed:
             batch |= {"position_ids": positions, "attention_mask": None}
         else:

@@ -18,6 +18,9 @@ Decisions (VST, arXiv 2511.05491: packed SFT, separate LLM / ViT learning rates,
   leaves a half-written one; `<output_dir>/checkpoints/last` names the newest. `resume=true` continues from it
   with the same batch order (`packing.BatchPlan`), so a resumed run ends with the weights of an
   uninterrupted one.
+- Optional word-region alignment loss (`grounding.weight > 0`, `sft/grounding.py`): objects named in a
+  question are bound to the image tokens they cover at one language-model layer; its small query/key head
+  trains with the language model's learning rate and is kept in the training state, not in the backbone.
 - A non-finite loss stops the run before the backward pass, naming the step and the last good checkpoint.
 - Output: `<output_dir>/backbone`, written with `save_backbone`; `svla-train backbone.name_or_path=<it>` and
   `svla-spatial-eval backbone.name_or_path=<it>` load it.
@@ -45,8 +48,15 @@ from envs.hydra_utils import to_yaml
 from spatial_backbone.data.io import load_split
 from spatial_backbone.device import apply_runtime, resolve_runtime
 from spatial_backbone.factory import build_backbone, save_backbone
-from spatial_backbone.sft.answers import answer_logits
-from spatial_backbone.sft.config import PackingConfig, SFTConfig, SFTDataConfig, SFTOptimConfig
+from spatial_backbone.sft.answers import answer_forward
+from spatial_backbone.sft.config import (
+    PackingConfig,
+    SFTConfig,
+    SFTDataConfig,
+    SFTGroundingConfig,
+    SFTOptimConfig,
+)
+from spatial_backbone.sft.grounding import GroundingHead
 from spatial_backbone.sft.packing import (
     BatchPlan,
     EncodedItem,
@@ -75,10 +85,30 @@ class AnswerLoss(torch.nn.Module):
         self.backbone = backbone
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, targets = answer_logits(self.backbone, batch)  # [N, V], [N]
+        logits, targets, _ = answer_forward(self.backbone, batch)  # [N, V], [N]
         return F.cross_entropy(logits, targets, reduction="sum"), torch.tensor(
             targets.numel(), device=targets.device
         )
+
+
+class GroundedAnswerLoss(AnswerLoss):
+    """`AnswerLoss` plus the word-region alignment loss: forward(batch) -> (answer cross-entropy sum, answer
+    tokens, grounding loss (mean over the batch's mentions; 0 when it has none))."""
+
+    def __init__(self, backbone, cfg: SFTGroundingConfig):
+        super().__init__(backbone)
+        layers = backbone.config.text_config.num_hidden_layers
+        if cfg.layer > layers:
+            raise ValueError(f"grounding.layer={cfg.layer!r}: the language model has {layers} layers")
+        self.layer = cfg.layer
+        self.grounding = GroundingHead(backbone.config.text_config.hidden_size, cfg.dim)
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits, targets, hidden = answer_forward(self.backbone, batch, self.layer)  # [N, V], [N], [B, S, D]
+        mentions = batch.get("grounding") or []
+        aux = self.grounding(hidden, mentions) if mentions else hidden.sum() * 0.0
+        n = torch.tensor(targets.numel(), device=targets.device)
+        return F.cross_entropy(logits, targets, reduction="sum"), n, aux
 
 
 def param_groups(model, optim: SFTOptimConfig) -> list[dict[str, Any]]:
@@ -115,9 +145,10 @@ def warmup_cosine(optimizer, warmup: int, total: int, min_ratio: float) -> torch
 
 
 def load_training_items(
-    data: SFTDataConfig, processor, packing: PackingConfig
+    data: SFTDataConfig, processor, packing: PackingConfig, mentions: bool = False
 ) -> tuple[list[EncodedItem], list[float], dict[str, int]]:
-    """Encoded items of the selected skills/formats that fit, their sampling weights, and what was dropped."""
+    """Encoded items of the selected skills/formats that fit, their sampling weights, and what was dropped
+    (`mentions`: with the objects each question names, for the grounding loss)."""
     items = load_split(data.dir, data.split)
     present = sorted({it["skill"] for it in items})
     unknown = [s for s in [*data.skills, *data.skill_weights] if s not in present]
@@ -135,7 +166,7 @@ def load_training_items(
     ]
     if data.max_items:
         items = items[: data.max_items]
-    encoded = encode_items(processor, items, data.dir)
+    encoded = encode_items(processor, items, data.dir, mentions=mentions)
     keep = [
         e
         for e in encoded
@@ -145,6 +176,8 @@ def load_training_items(
     if not keep:
         raise ValueError(f"no items left to train on after filtering {data} with {packing}")
     info = {"items": len(keep), "dropped": len(encoded) - len(keep), "tokens": sum(len(e) for e in keep)}
+    if mentions:
+        info["mentions"] = sum(len(e.mentions) for e in keep)
     return keep, [data.skill_weights.get(e.skill, 1.0) for e in keep], info
 
 
@@ -161,7 +194,13 @@ class PlanBatches(IterableDataset):
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    out = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    if "grounding" in batch:
+        out["grounding"] = [
+            {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in m.items()}
+            for m in batch["grounding"]
+        ]
+    return out
 
 
 # -- checkpoints -------------------------------------------------------------------------------------------
@@ -210,19 +249,28 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     model, processor = build_backbone(
         replace(bb, name_or_path=str(ckpt) if ckpt else bb.name_or_path, dtype="float32")
     )
-    items, weights, info = load_training_items(cfg.data, processor, cfg.packing)
+    grounded = cfg.grounding.weight > 0
+    items, weights, info = load_training_items(cfg.data, processor, cfg.packing, mentions=grounded)
     acc.print(
         f"SFT on {info['items']} items ({info['tokens']} tokens; {info['dropped']} dropped as too long)"
     )
-    module = AnswerLoss(model)
-    optimizer = torch.optim.AdamW(
-        param_groups(model, cfg.optim), betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay
-    )
+    torch.manual_seed(cfg.seed)  # the grounding head's init
+    module = GroundedAnswerLoss(model, cfg.grounding) if grounded else AnswerLoss(model)
+    groups = param_groups(model, cfg.optim)
+    if grounded:
+        groups.append(
+            {"params": list(module.grounding.parameters()), "lr": cfg.optim.lr_language, "name": "grounding"}
+        )
+    optimizer = torch.optim.AdamW(groups, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay)
     scheduler = warmup_cosine(optimizer, cfg.optim.warmup_steps, cfg.steps, cfg.optim.min_lr_ratio)
     torch.manual_seed(cfg.seed)
     start = 0
     if ckpt is not None:
         start = restore(ckpt, optimizer, scheduler)
+        if grounded:
+            module.grounding.load_state_dict(
+                torch.load(ckpt / STATE_FILE, weights_only=False)["grounding_head"]
+            )
         acc.print(f"resumed from {ckpt} at step {start}")
     elif acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -241,7 +289,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     module.train()
     step, last_good = start, str(ckpt) if ckpt else None
     t0, seen = time.perf_counter(), {"tokens": 0, "slots": 0, "answer_tokens": 0, "items": 0}
-    window = {"loss": 0.0, "n": 0}
+    window = {"loss": 0.0, "n": 0, "grounding": 0.0}
     history: list[dict[str, Any]] = []
     it = iter(loader)
     while step < cfg.steps:
@@ -249,8 +297,9 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         batch = next(it)
         stats = batch.pop("stats")
         with acc.accumulate(module):
-            loss_sum, n = module(to_device(batch, acc.device))
-            loss = loss_sum / n
+            loss_sum, n, *aux = module(to_device(batch, acc.device))
+            ce = loss_sum / n
+            loss = ce + cfg.grounding.weight * aux[0] if aux else ce
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"loss is {float(loss.detach())} at step {step + 1}; stopping before the backward pass. "
@@ -264,7 +313,8 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
             optimizer.zero_grad(set_to_none=True)
         for k in seen:
             seen[k] += stats[k]
-        window["loss"] += float(loss.detach())
+        window["loss"] += float(ce.detach())  # the answer cross-entropy, comparable across runs
+        window["grounding"] += float(aux[0].detach()) if aux else 0.0
         window["n"] += 1
         if not acc.sync_gradients:
             continue
@@ -281,9 +331,10 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
                 "tokens_per_s": seen["tokens"] / dt,
                 "padding": 1 - seen["tokens"] / max(1, seen["slots"]),
                 "items_per_s": seen["items"] / dt,
+                **({"grounding": window["grounding"] / window["n"]} if grounded else {}),
                 **{f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups},
             }
-            window = {"loss": 0.0, "n": 0}
+            window = {"loss": 0.0, "n": 0, "grounding": 0.0}
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
             if acc.is_main_process:
@@ -299,6 +350,8 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
                     "rng": rng_state(),
                     "step": step,
                 }
+                if grounded:
+                    state["grounding_head"] = acc.unwrap_model(module).grounding.state_dict()
                 last_good = str(save_checkpoint(out, acc.unwrap_model(module).backbone, processor, state))
                 prune_checkpoints(out, cfg.keep_checkpoints)
         if timed_out:
