@@ -20,6 +20,9 @@ class BackboneConfig:
         112 px image is 16 visual tokens. For checkpoints, 0 keeps the checkpoint's own processor limits.
     min_image_size: smallest side the image processor resizes to (min_pixels = min_image_size**2).
     thinking: default to VST's thinking system prompt (`<think>...</think>` then the answer).
+    abs_pos: add a fixed absolute 2D position signal to the vision patch embeddings (`abs_position.py`) of a
+        new tiny preset. A checkpoint carries its own setting (saved in its vision config); asking for it
+        on a checkpoint trained without it is an error.
     device, dtype, attn_implementation, num_threads: `auto` lets `spatial_backbone.device.resolve_runtime`
         decide (bf16 + flash_attention_2 on CUDA, fp32 + sdpa and one thread on small CPUs).
     """
@@ -29,6 +32,7 @@ class BackboneConfig:
     image_size: int = 112
     min_image_size: int = 56
     thinking: bool = False
+    abs_pos: bool = False
     device: str = "auto"
     dtype: str = "auto"
     attn_implementation: str = "auto"

@@ -13,6 +13,8 @@ Design:
   kernel == stride, and PyTorch's CPU conv3d is 2-4x slower than the same product as a `linear`
   (`benchmarks/backbone.py` prints the ratio). Same weights and state dict; outputs equal up to float
   rounding.
+- `abs_pos=true` adds a fixed absolute 2D position signal to the patch embeddings (`abs_position.py`); the
+  flag is saved in the vision config and re-applied whenever the backbone is loaded.
 - The position tables Qwen2.5-VL rebuilds in Python on every forward (vision rotary table, window index,
   M-RoPE positions) are memoized per input shape/content (`position_cache.cache_positions`).
 """
@@ -37,6 +39,7 @@ from transformers import (
 )
 
 from envs.atomic import atomic_dir
+from spatial_backbone.abs_position import add_absolute_positions, has_absolute_positions
 from spatial_backbone.config import BackboneConfig
 from spatial_backbone.device import Runtime, apply_runtime, resolve_runtime
 from spatial_backbone.position_cache import cache_positions
@@ -64,7 +67,15 @@ def build_backbone(cfg: BackboneConfig) -> tuple[Qwen2_5_VLForConditionalGenerat
     else:
         model, processor = _load_checkpoint(cfg, rt)
     processor.svla_default_system_prompt = THINK_SYSTEM_PROMPT if cfg.thinking else None
+    if cfg.abs_pos and not cfg.is_preset and not has_absolute_positions(model):
+        raise BackboneError(
+            f"backbone.abs_pos=true but {cfg.name_or_path!r} was trained without the absolute position "
+            "signal "
+            "(its vision config has no svla_abs_pos): drop backbone.abs_pos, or start from a tiny preset"
+        )
     patch_embed_as_matmul(model)
+    if cfg.abs_pos or has_absolute_positions(model):
+        add_absolute_positions(model)
     cache_positions(model)
     model.eval()
     return model, processor
