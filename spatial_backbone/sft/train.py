@@ -352,6 +352,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
                 }
                 if grounded:
                     state["grounding_head"] = acc.unwrap_model(module).grounding.state_dict()
+                    state["grounding_layer"] = cfg.grounding.layer
                 last_good = str(save_checkpoint(out, acc.unwrap_model(module).backbone, processor, state))
                 prune_checkpoints(out, cfg.keep_checkpoints)
         if timed_out:
