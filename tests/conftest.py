@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -65,3 +66,19 @@ def tiny_train_overrides(dataset, out, *extra) -> list[str]:
         "backbone.image_size=56",
         *extra,
     ]
+
+
+@pytest.fixture(scope="module")
+def small_spatial_dataset(tmp_path_factory):
+    """A small generated spatial dataset (6 train scenes x 8 questions; read-only), one per test module."""
+    from spatial_backbone.data.config import SpatialDataConfig
+    from spatial_backbone.data.generate import generate
+
+    cfg = SpatialDataConfig(
+        out_dir=str(tmp_path_factory.mktemp("spatial") / "data"),
+        scenes={"train": 6, "val": 2, "test": 2, "shifted": 2},
+        questions_per_scene=8,
+        num_workers=0,
+    )
+    generate(cfg, progress=False)
+    return Path(cfg.out_dir)

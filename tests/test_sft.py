@@ -31,18 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    from spatial_backbone.data.config import SpatialDataConfig
-    from spatial_backbone.data.generate import generate
-
-    cfg = SpatialDataConfig(
-        out_dir=str(tmp_path_factory.mktemp("sft") / "data"),
-        scenes={"train": 6, "val": 2, "test": 2, "shifted": 2},
-        questions_per_scene=8,
-        num_workers=0,
-    )
-    generate(cfg, progress=False)
-    return Path(cfg.out_dir)
+def dataset(small_spatial_dataset):
+    return small_spatial_dataset
 
 
 @pytest.fixture(scope="module")
