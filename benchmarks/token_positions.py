@@ -9,9 +9,13 @@
 2. With `--run <svla-sft output_dir>` whose checkpoints hold a grounding head: for every object named in a
    test question (`sft.grounding.item_mentions`), is the image token its head scores highest one that the
    object covers? Prints the hit rate and the chance rate (covered tokens / all tokens of the item).
+3. With `--binding`: the same question for any backbone, frozen: a fresh query/key head is fitted on the
+   layer-1 hidden states of train mentions (1500 steps of 32) and scored on test mentions, so untuned, plain
+   SFT and grounded backbones compare on equal terms.
 
     .venv/bin/python benchmarks/token_positions.py --data /work/runs/datasets/spatial --backbone <dir|tiny_1m>
     .venv/bin/python benchmarks/token_positions.py --data <D> --run /work/runs/sft_g3  # both, last checkpoint
+    .venv/bin/python benchmarks/token_positions.py --data <D> --backbone <dir> --binding
 """
 
 from __future__ import annotations
@@ -29,9 +33,8 @@ from spatial_backbone.config import BackboneConfig  # noqa: E402
 from spatial_backbone.data.io import load_split  # noqa: E402
 from spatial_backbone.factory import build_backbone  # noqa: E402
 from spatial_backbone.sft.answers import answer_forward  # noqa: E402
-from spatial_backbone.sft.config import SFTGroundingConfig  # noqa: E402
+from spatial_backbone.sft.grounding import GroundingHead  # noqa: E402
 from spatial_backbone.sft.packing import PackedCollator, VisionSpec, encode_items  # noqa: E402
-from spatial_backbone.sft.train import GroundedAnswerLoss  # noqa: E402
 from spatial_backbone.training_state import STATE_FILE  # noqa: E402
 
 
@@ -84,23 +87,57 @@ def grounding_hits(run: Path, data: str, split: str, n: int) -> tuple[int, float
     state = torch.load(ckpt / STATE_FILE, weights_only=False)
     if "grounding_head" not in state:
         raise SystemExit(f"{ckpt} holds no grounding head: was the run trained with grounding.weight > 0?")
-    layer = int(state.get("grounding_layer", 1))
-    loss = GroundedAnswerLoss(model, SFTGroundingConfig(weight=1.0, layer=layer)).eval()
-    loss.grounding.load_state_dict(state["grounding_head"])
+    head = GroundingHead(
+        model.config.text_config.hidden_size, state["grounding_head"]["query.weight"].shape[0]
+    )
+    head.load_state_dict(state["grounding_head"])
+    mentions = _mention_states(model, processor, data, split, n, int(state.get("grounding_layer", 1)))
+    return len(mentions), *_hits(head, mentions)
+
+
+def _hits(head: GroundingHead, mentions: list[tuple]) -> tuple[float, float]:
+    """Share of mentions whose top-scored image token the object covers, and the chance share."""
+    with torch.no_grad():
+        hits = [bool(pos[(head.key(k) @ head.query(q)).argmax()]) for q, k, pos in mentions]
+    return sum(hits) / len(hits), sum(float(pos.float().mean()) for _, _, pos in mentions) / len(mentions)
+
+
+def _mention_states(model, processor, data: str, split: str, n: int, layer: int = 1) -> list[tuple]:
+    """(query state [D], image-token states [K, D], positive mask [K]) of up to `n` items' mentions."""
     enc = [e for e in encode_items(processor, load_split(data, split), data, mentions=True) if e.mentions][:n]
     collate = PackedCollator(VisionSpec.from_processor(processor), True, processor.image_processor)
-    hits, chance, count = 0, 0.0, 0
+    out = []
     with torch.no_grad():
         for i in range(0, len(enc), 8):
             batch = collate([[e] for e in enc[i : i + 8]])
-            _, _, hidden = answer_forward(model, batch, layer)
+            _, _, hidden = answer_forward(model, batch, layer)  # [B, S, D]
             for t in batch["grounding"]:
-                q = loss.grounding.query(hidden[t["row"], t["query"]])  # [d]
-                k = loss.grounding.key(hidden[t["row"], t["keys"]])  # [K, d]
-                hits += bool(t["positive"][(k @ q).argmax()])
-                chance += float(t["positive"].float().mean())
-                count += 1
-    return count, hits / count, chance / count
+                out.append((hidden[t["row"], t["query"]], hidden[t["row"], t["keys"]], t["positive"]))
+    return out
+
+
+def frozen_binding(model, processor, data: str, steps: int = 1500) -> tuple[float, float]:
+    """Top-1 hit rate on test mentions of a head fitted on the frozen backbone's train mentions; chance."""
+    train, test = (
+        _mention_states(model, processor, data, "train", 2000),
+        _mention_states(model, processor, data, "test", 400),
+    )
+    torch.manual_seed(0)
+    head = GroundingHead(model.config.text_config.hidden_size, 64)
+    opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
+    for _ in range(steps):
+        batch = [train[i] for i in torch.randint(len(train), (32,)).tolist()]
+        loss = torch.stack(
+            [
+                torch.logsumexp(lg := head.key(k) @ head.query(q) * head.scale, 0)
+                - torch.logsumexp(lg.masked_fill(~pos, float("-inf")), 0)
+                for q, k, pos in batch
+            ]
+        ).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return _hits(head, test)
 
 
 def main() -> None:
@@ -109,6 +146,7 @@ def main() -> None:
     ap.add_argument("--backbone", help="a backbone directory or tiny preset (default: the run's backbone)")
     ap.add_argument("--run", type=Path, help="a svla-sft output_dir trained with grounding.weight > 0")
     ap.add_argument("--items", type=int, default=600, help="train items for the probe (test: half)")
+    ap.add_argument("--binding", action="store_true", help="also fit a frozen grounding head (part 3)")
     args = ap.parse_args()
     name = args.backbone or (str(args.run / "backbone") if args.run else "tiny_1m")
     model, processor = build_backbone(BackboneConfig(name_or_path=name))
@@ -118,6 +156,12 @@ def main() -> None:
     for layer in x_tr:
         r2 = ridge_r2(x_tr[layer], y_tr, x_te[layer], y_te)
         print(f"  layer {layer}: row {r2[0]:.3f}  column {r2[1]:.3f}")
+    if args.binding:
+        hit, chance = frozen_binding(model, processor, args.data)
+        print(
+            f"frozen backbone, fitted head on test questions: top-1 on the object {hit:.3f} "
+            f"(chance {chance:.3f})"
+        )
     if args.run:
         n, hit, chance = grounding_hits(args.run, args.data, "test", 400)
         print(
