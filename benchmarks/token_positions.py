@@ -98,7 +98,7 @@ def grounding_hits(run: Path, data: str, split: str, n: int) -> tuple[int, float
 def _hits(head: GroundingHead, mentions: list[tuple]) -> tuple[float, float]:
     """Share of mentions whose top-scored image token the object covers, and the chance share."""
     with torch.no_grad():
-        hits = [bool(pos[(head.key(k) @ head.query(q)).argmax()]) for q, k, pos in mentions]
+        hits = [bool(pos[head.scores(q, k).argmax()]) for q, k, pos in mentions]
     return sum(hits) / len(hits), sum(float(pos.float().mean()) for _, _, pos in mentions) / len(mentions)
 
 
@@ -127,13 +127,7 @@ def frozen_binding(model, processor, data: str, steps: int = 1500) -> tuple[floa
     opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
     for _ in range(steps):
         batch = [train[i] for i in torch.randint(len(train), (32,)).tolist()]
-        loss = torch.stack(
-            [
-                torch.logsumexp(lg := head.key(k) @ head.query(q) * head.scale, 0)
-                - torch.logsumexp(lg.masked_fill(~pos, float("-inf")), 0)
-                for q, k, pos in batch
-            ]
-        ).mean()
+        loss = torch.stack([head.mention_loss(q, k, pos) for q, k, pos in batch]).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

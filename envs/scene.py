@@ -325,14 +325,20 @@ def sample_scene_spec(
 # -----------------------------------------------------------------------------------------------------------
 # Geometry helpers
 # -----------------------------------------------------------------------------------------------------------
-def look_at_quat(eye: Sequence[float], target: Sequence[float]) -> np.ndarray:
-    """MuJoCo camera quaternion (w, x, y, z) for a camera at `eye` looking at `target` with world z up."""
+def look_at_axes(eye: Sequence[float], target: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World-frame (right, up, forward) unit axes of a camera at `eye` looking at `target` with world z up
+    (y up when looking straight down)."""
     f = np.asarray(target, float) - np.asarray(eye, float)
     f /= np.linalg.norm(f)
     up = np.array([0.0, 0.0, 1.0]) if abs(f[2]) < 0.999 else np.array([0.0, 1.0, 0.0])
     x = np.cross(f, up)
     x /= np.linalg.norm(x)
-    y = np.cross(x, f)
+    return x, np.cross(x, f), f
+
+
+def look_at_quat(eye: Sequence[float], target: Sequence[float]) -> np.ndarray:
+    """MuJoCo camera quaternion (w, x, y, z) for a camera at `eye` looking at `target` with world z up."""
+    x, y, f = look_at_axes(eye, target)
     mat = np.stack([x, y, -f], axis=1)  # columns: camera x, y, z (MuJoCo looks along -z)
     quat = np.zeros(4)
     mujoco.mju_mat2Quat(quat, mat.reshape(-1))

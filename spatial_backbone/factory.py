@@ -70,8 +70,7 @@ def build_backbone(cfg: BackboneConfig) -> tuple[Qwen2_5_VLForConditionalGenerat
     if cfg.abs_pos and not cfg.is_preset and not has_absolute_positions(model):
         raise BackboneError(
             f"backbone.abs_pos=true but {cfg.name_or_path!r} was trained without the absolute position "
-            "signal "
-            "(its vision config has no svla_abs_pos): drop backbone.abs_pos, or start from a tiny preset"
+            "signal (its vision config lacks svla_abs_pos): drop backbone.abs_pos or start from a tiny preset"
         )
     patch_embed_as_matmul(model)
     if cfg.abs_pos or has_absolute_positions(model):

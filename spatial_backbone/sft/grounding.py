@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from envs.scene import box_corners, look_at_axes
+
 
 @dataclass
 class Mention:
@@ -41,16 +43,11 @@ class Mention:
 
 def camera_extrinsic(eye, target) -> np.ndarray:
     """World -> camera (OpenCV axes: x right, y down, z forward) [4, 4] of a camera at `eye` looking at
-    `target` with world z up (the same frame `envs.scene.look_at_quat` gives MuJoCo)."""
-    eye, f = np.asarray(eye, float), np.asarray(target, float) - np.asarray(eye, float)
-    f /= np.linalg.norm(f)
-    up = np.array([0.0, 0.0, 1.0]) if abs(f[2]) < 0.999 else np.array([0.0, 1.0, 0.0])
-    x = np.cross(f, up)
-    x /= np.linalg.norm(x)
-    y = np.cross(f, x)  # down
+    `target` with world z up (`envs.scene.look_at_axes`, the frame MuJoCo's posed cameras get)."""
+    x, up, f = look_at_axes(eye, target)
     ext = np.eye(4)
-    ext[:3, :3] = np.stack([x, y, f])  # rows: camera axes in world coordinates
-    ext[:3, 3] = -ext[:3, :3] @ eye
+    ext[:3, :3] = np.stack([x, -up, f])  # rows: camera axes in world coordinates
+    ext[:3, 3] = -ext[:3, :3] @ np.asarray(eye, float)
     return ext
 
 
@@ -70,11 +67,9 @@ def project(
 
 def object_corners(obj: dict[str, Any]) -> np.ndarray:
     """The 8 corners [8, 3] of an object's box (meta `pos` centre, `size` full extents, `yaw` radians)."""
-    half = np.asarray(obj["size"], float) / 2
     c, s = math.cos(obj.get("yaw", 0.0)), math.sin(obj.get("yaw", 0.0))
     rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    signs = np.array([[a, b, d] for a in (-1, 1) for b in (-1, 1) for d in (-1, 1)], float)
-    return np.asarray(obj["pos"], float) + (signs * half) @ rot.T
+    return box_corners(np.asarray(obj["pos"], float), rot, np.asarray(obj["size"], float) / 2)
 
 
 def covered_cells(
@@ -149,11 +144,17 @@ class GroundingHead(torch.nn.Module):
         """hidden [B, S, D] at the supervised layer; `targets` from `PackedCollator` (one per mention: `row`,
         `query` column, `keys` columns of the item's image tokens, `positive` mask over them). Returns the
         mean multi-positive InfoNCE loss over mentions."""
-        losses = []
-        for t in targets:
-            q = self.query(hidden[t["row"], t["query"]])  # [d]
-            k = self.key(hidden[t["row"], t["keys"]])  # [K, d]
-            logits = (k @ q).float() * self.scale  # [K]
-            pos = logits.masked_fill(~t["positive"], float("-inf"))
-            losses.append(torch.logsumexp(logits, 0) - torch.logsumexp(pos, 0))
+        losses = [
+            self.mention_loss(hidden[t["row"], t["query"]], hidden[t["row"], t["keys"]], t["positive"])
+            for t in targets
+        ]
         return torch.stack(losses).mean()
+
+    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """A mention's state [D] against its item's image-token states [K, D] -> logits [K]."""
+        return (self.key(keys) @ self.query(query)).float() * self.scale
+
+    def mention_loss(self, query: torch.Tensor, keys: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+        """-log of the softmax mass on the `positive` tokens [K] (multi-positive InfoNCE)."""
+        logits = self.scores(query, keys)  # [K]
+        return torch.logsumexp(logits, 0) - torch.logsumexp(logits.masked_fill(~positive, float("-inf")), 0)

@@ -160,13 +160,13 @@ def encode_items(
     answers = [
         list(it["answer_ids"]) if "answer_ids" in it else a for it, a in zip(items, answers, strict=True)
     ]
+    fovy = dataset_fovy(root) if mentions else 0.0
     out = []
     for i, (it, p, a, grids) in enumerate(zip(items, prompts, answers, grids_all, strict=True)):
         ids = np.asarray(p + a + [end_id], dtype=np.int32)
         paths = [str(root / rel) for rel in it["images"]]
         found = []
         if mentions:
-            fovy = dataset_fovy(root)
             start = texts[i].rfind(it["question"])
             offsets = encoded["offset_mapping"][i]
             found = item_mentions(it, start, offsets, grids, spec.merge, spec.patch, fovy)
