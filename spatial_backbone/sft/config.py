@@ -122,15 +122,26 @@ class SFTGroundingConfig:
     layer: the language-model layer it supervises (hidden states after that many decoder layers; 1 <= layer <=
         the model's layer count). Below the top, the layers above can use the binding for the answer.
     dim: width of its query/key maps (a training aid kept in the checkpoint state, not in the backbone).
+    attention_weight: weight of the answer-routing loss (`spatial_backbone.sft.routing`; 0 = off): the
+        attention of query head k at the prompt's last position, in decoder layer `attention_layer`, is
+        taught to fall on the image tokens of the k-th object the question names. No extra parameters.
+    attention_layer: the decoder layer (0-based; negative counts from the top, -1 = the last) it supervises.
+        Layer 0 cannot work: its query sees only the prompt's last token, not the names.
     """
 
     weight: float = 0.0
     layer: int = 1
     dim: int = 64
+    attention_weight: float = 0.0
+    attention_layer: int = -1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.weight < float("inf"):
             raise ValueError(f"grounding.weight={self.weight!r} must be finite and >= 0 (0 = off)")
+        if not 0.0 <= self.attention_weight < float("inf"):
+            raise ValueError(
+                f"grounding.attention_weight={self.attention_weight!r} must be finite and >= 0 (0 = off)"
+            )
         if self.layer < 1 or self.dim < 1:
             raise ValueError(f"grounding.layer={self.layer!r} and grounding.dim={self.dim!r} must be >= 1")
 

@@ -39,6 +39,7 @@ class Mention:
 
     query: int  # token index in the item
     positives: list[int]  # indices into the item's image tokens (all images, prompt order)
+    obj: int = -1  # the object's index in the item's scene (mentions of one object share it)
 
 
 def camera_extrinsic(eye, target) -> np.ndarray:
@@ -114,7 +115,7 @@ def item_mentions(
     cells = [(g[1] // merge, g[2] // merge) for g in grids]
     firsts = np.cumsum([0] + [r * c for r, c in cells])  # first image-token index of each image
     out = []
-    for obj in objects:
+    for index, obj in enumerate(objects):
         if labels.count(obj["label"]) != 1:  # ambiguous name: no single referent
             continue
         positives = [
@@ -127,7 +128,7 @@ def item_mentions(
         for _, end in _label_spans(item["question"], obj["label"]):
             tok = int(np.searchsorted(ends, question_start + end))  # the token holding the label's last char
             if tok < len(offsets):
-                out.append(Mention(tok, positives))
+                out.append(Mention(tok, positives, index))
     return out
 
 

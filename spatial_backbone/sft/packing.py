@@ -43,6 +43,7 @@ from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 from spatial_backbone.data.io import load_image
 from spatial_backbone.sft.config import PackingConfig
 from spatial_backbone.sft.grounding import Mention, item_mentions
+from spatial_backbone.sft.routing import routing_targets
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -348,6 +349,7 @@ class PackedCollator:
         attention = torch.zeros((b, width), dtype=torch.long)  # [B, S]
         images: list[str] = []
         grounding: list[dict[str, torch.Tensor]] = []
+        routing: list[dict[str, Any]] = []  # answer-routing targets (`sft/routing.py`)
         n_answer = 0
         for r, row in enumerate(rows):
             col = 0
@@ -356,6 +358,7 @@ class PackedCollator:
                 ids = torch.from_numpy(it.input_ids.astype(np.int64))
                 if it.mentions:
                     keys = col + np.flatnonzero(it.input_ids[: it.n_prompt] == spec.image_token_id)
+                    routing += routing_targets(it.mentions, r, col, it.n_prompt, torch.from_numpy(keys))
                     for m in it.mentions:
                         positive = torch.zeros(len(keys), dtype=torch.bool)
                         positive[m.positives] = True
@@ -393,6 +396,7 @@ class PackedCollator:
         }
         if grounding:
             batch["grounding"] = grounding
+            batch["routing"] = routing
         if self.packed:
             batch |= {"position_ids": positions, "attention_mask": None}
         else:

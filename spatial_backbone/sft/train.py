@@ -64,6 +64,7 @@ from spatial_backbone.sft.packing import (
     VisionSpec,
     encode_items,
 )
+from spatial_backbone.sft.routing import AttentionTap
 from spatial_backbone.training_state import (
     STATE_FILE,
     NonFiniteLossError,
@@ -92,8 +93,10 @@ class AnswerLoss(torch.nn.Module):
 
 
 class GroundedAnswerLoss(AnswerLoss):
-    """`AnswerLoss` plus the word-region alignment loss: forward(batch) -> (answer cross-entropy sum, answer
-    tokens, grounding loss (mean over the batch's mentions; 0 when it has none))."""
+    """`AnswerLoss` plus the auxiliary grounding losses that are on (weight > 0): forward(batch) -> (answer
+    cross-entropy sum, answer tokens, {"grounding": word-region alignment loss (`sft/grounding.py`, mean over
+    the batch's mentions), "routing": answer-routing loss (`sft/routing.py`, mean over its targets)}; a loss
+    is 0 on a batch without mentions)."""
 
     def __init__(self, backbone, cfg: SFTGroundingConfig):
         super().__init__(backbone)
@@ -101,12 +104,19 @@ class GroundedAnswerLoss(AnswerLoss):
         if cfg.layer > layers:
             raise ValueError(f"grounding.layer={cfg.layer!r}: the language model has {layers} layers")
         self.layer = cfg.layer
-        self.grounding = GroundingHead(backbone.config.text_config.hidden_size, cfg.dim)
+        hidden = backbone.config.text_config.hidden_size
+        self.grounding = GroundingHead(hidden, cfg.dim) if cfg.weight else None
+        self.tap = AttentionTap(backbone, cfg.attention_layer) if cfg.attention_weight else None
 
-    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits, targets, hidden = answer_forward(self.backbone, batch, self.layer)  # [N, V], [N], [B, S, D]
-        mentions = batch.get("grounding") or []
-        aux = self.grounding(hidden, mentions) if mentions else hidden.sum() * 0.0
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        layer = self.layer if self.grounding is not None else None
+        logits, targets, hidden = answer_forward(self.backbone, batch, layer)  # [N, V], [N], [B, S, D]
+        aux = {}
+        if self.grounding is not None:
+            mentions = batch.get("grounding") or []
+            aux["grounding"] = self.grounding(hidden, mentions) if mentions else logits.sum() * 0.0
+        if self.tap is not None:
+            aux["routing"] = self.tap.loss(batch.get("routing") or [])
         n = torch.tensor(targets.numel(), device=targets.device)
         return F.cross_entropy(logits, targets, reduction="sum"), n, aux
 
@@ -195,11 +205,12 @@ class PlanBatches(IterableDataset):
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     out = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-    if "grounding" in batch:
-        out["grounding"] = [
-            {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in m.items()}
-            for m in batch["grounding"]
-        ]
+    for key in ("grounding", "routing"):
+        if key in batch:
+            out[key] = [
+                {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in m.items()}
+                for m in batch[key]
+            ]
     return out
 
 
@@ -249,13 +260,18 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     model, processor = build_backbone(
         replace(bb, name_or_path=str(ckpt) if ckpt else bb.name_or_path, dtype="float32")
     )
-    grounded = cfg.grounding.weight > 0
-    items, weights, info = load_training_items(cfg.data, processor, cfg.packing, mentions=grounded)
+    grounded = cfg.grounding.weight > 0  # the word-region head (extra parameters, kept in the state)
+    aux_weights = {
+        k: w
+        for k, w in (("grounding", cfg.grounding.weight), ("routing", cfg.grounding.attention_weight))
+        if w > 0
+    }
+    items, weights, info = load_training_items(cfg.data, processor, cfg.packing, mentions=bool(aux_weights))
     acc.print(
         f"SFT on {info['items']} items ({info['tokens']} tokens; {info['dropped']} dropped as too long)"
     )
     torch.manual_seed(cfg.seed)  # the grounding head's init
-    module = GroundedAnswerLoss(model, cfg.grounding) if grounded else AnswerLoss(model)
+    module = GroundedAnswerLoss(model, cfg.grounding) if aux_weights else AnswerLoss(model)
     groups = param_groups(model, cfg.optim)
     if grounded:
         groups.append(
@@ -289,7 +305,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     module.train()
     step, last_good = start, str(ckpt) if ckpt else None
     t0, seen = time.perf_counter(), {"tokens": 0, "slots": 0, "answer_tokens": 0, "items": 0}
-    window = {"loss": 0.0, "n": 0, "grounding": 0.0}
+    window = {"loss": 0.0, "n": 0} | dict.fromkeys(aux_weights, 0.0)
     history: list[dict[str, Any]] = []
     it = iter(loader)
     while step < cfg.steps:
@@ -297,9 +313,10 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         batch = next(it)
         stats = batch.pop("stats")
         with acc.accumulate(module):
-            loss_sum, n, *aux = module(to_device(batch, acc.device))
+            loss_sum, n, *extra = module(to_device(batch, acc.device))
+            aux = extra[0] if extra else {}
             ce = loss_sum / n
-            loss = ce + cfg.grounding.weight * aux[0] if aux else ce
+            loss = ce + sum(aux_weights[k] * v for k, v in aux.items())
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"loss is {float(loss.detach())} at step {step + 1}; stopping before the backward pass. "
@@ -314,7 +331,8 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         for k in seen:
             seen[k] += stats[k]
         window["loss"] += float(ce.detach())  # the answer cross-entropy, comparable across runs
-        window["grounding"] += float(aux[0].detach()) if aux else 0.0
+        for k, v in aux.items():
+            window[k] += float(v.detach())
         window["n"] += 1
         if not acc.sync_gradients:
             continue
@@ -331,10 +349,10 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
                 "tokens_per_s": seen["tokens"] / dt,
                 "padding": 1 - seen["tokens"] / max(1, seen["slots"]),
                 "items_per_s": seen["items"] / dt,
-                **({"grounding": window["grounding"] / window["n"]} if grounded else {}),
+                **{k: window[k] / window["n"] for k in aux_weights},
                 **{f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups},
             }
-            window = {"loss": 0.0, "n": 0, "grounding": 0.0}
+            window = {"loss": 0.0, "n": 0} | dict.fromkeys(aux_weights, 0.0)
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
             if acc.is_main_process:

@@ -1,0 +1,117 @@
+"""Answer-routing supervision for SFT: the answer's own attention is taught to look at the objects it names.
+
+Why: session 24's word-region alignment loss (`sft/grounding.py`) made the tiny backbone's image tokens
+findable from an object's name on held-out scenes (87.6% top-1), and `abs_pos` made a token's column
+decodable, yet the answers did not change (docs/sft.md). The binding lived in a side head; nothing taught
+the language model's *own* attention, at the position that writes the answer, to fetch the named objects'
+tokens. Even a one-skill run (`relative_position_2d`, "is the blue ball above or below the green ball?",
+5,509 items, ~5 epochs) stays at chance. Supervised attention (Qiao et al., AAAI 2018, "Exploring human-like
+attention supervision in VQA"; Liu et al., 2017, for captioning) trains that routing directly; the
+simulator gives its targets exactly (`grounding.item_mentions`: which image tokens each named object covers).
+
+Design:
+- Targets (`routing_targets`): in every item whose question names objects (unique labels in the scene), the
+  distinct objects in order of first mention; object k is assigned query head k of the supervised layer
+  (objects beyond the head count are left out). The query position is the prompt's last token: the position
+  whose next-token prediction starts the answer.
+- Loss (`AttentionTap.loss`): the supervised layer's attention is recomputed from its own inputs (captured
+  by a forward pre-hook on its `self_attn`: the normed hidden states and the M-RoPE cos/sin), with its own
+  q/k projections, rotary embedding, GQA head sharing and scaling, over the item's causal prefix only (what
+  packing's block mask lets it see). Per target, -log of the attention mass head k puts on object k's image
+  tokens; the mean over targets is added to the answer cross-entropy (`grounding.attention_weight`). No new
+  parameters: the routing is learned by the backbone itself and ships with it.
+- Tested against the model's own eager attention weights (`tests/test_sft_routing.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_multimodal_rotary_pos_emb
+
+from spatial_backbone.sft.grounding import Mention
+
+
+def routing_targets(
+    mentions: list[Mention], row: int, start: int, n_prompt: int, keys: torch.Tensor
+) -> list[dict[str, Any]]:
+    """One item's routing targets (module docstring). `start`: the item's first column in its packed row;
+    `keys`: the row columns of its image tokens (prompt order), which `Mention.positives` index."""
+    out, seen = [], set()
+    for m in sorted(mentions, key=lambda m: m.query):  # order of first mention in the question
+        if m.obj in seen:
+            continue
+        seen.add(m.obj)
+        positive = torch.zeros(len(keys), dtype=torch.bool)
+        positive[m.positives] = True
+        out.append(
+            {
+                "row": row,
+                "start": start,
+                "query": start + n_prompt - 1,
+                "keys": keys,
+                "positive": positive,
+                "head": len(out),
+            }
+        )
+    return out
+
+
+class AttentionTap:
+    """Captures one decoder layer's attention inputs during the forward pass and scores routing targets."""
+
+    def __init__(self, backbone, layer: int):
+        layers = backbone.model.language_model.layers
+        n = len(layers)
+        if not -n <= layer < n:
+            raise ValueError(
+                f"grounding.attention_layer={layer!r}: the language model has {n} decoder layers "
+                f"(use 0..{n - 1}, or -1 for the last)"
+            )
+        self.layer = layer % n
+        self.attn = layers[self.layer].self_attn
+        self.inputs: dict[str, Any] = {}
+        self._handle = self.attn.register_forward_pre_hook(self._capture, with_kwargs=True)
+
+    def _capture(self, module, args, kwargs) -> None:
+        self.inputs = {
+            "hidden": kwargs["hidden_states"] if "hidden_states" in kwargs else args[0],  # [B, S, D]
+            "rope": kwargs["position_embeddings"],  # (cos, sin), each [3, B, S, head_dim]
+        }
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+    def head_probs(self, targets: list[dict[str, Any]]) -> list[torch.Tensor]:
+        """Each target's attention distribution [query - start + 1] (query head `head`, over the item's causal
+        prefix), recomputed from the last captured forward exactly as the layer computes it."""
+        if not self.inputs:
+            raise RuntimeError("no forward pass captured yet: run the backbone first")
+        attn, hidden = self.attn, self.inputs["hidden"]
+        cos, sin = self.inputs["rope"]
+        b, s, _ = hidden.shape
+        hd = attn.head_dim
+        q = attn.q_proj(hidden).view(b, s, -1, hd).transpose(1, 2)  # [B, Hq, S, hd]
+        k = attn.k_proj(hidden).view(b, s, -1, hd).transpose(1, 2)  # [B, Hkv, S, hd]
+        q, k = apply_multimodal_rotary_pos_emb(q, k, cos, sin, attn.config.rope_parameters["mrope_section"])
+        groups = q.shape[1] // k.shape[1]  # GQA: query head h reads key head h // groups
+        out = []
+        for t in targets:
+            r, h, lo, hi = t["row"], t["head"], t["start"], t["query"] + 1
+            logits = k[r, h // groups, lo:hi].float() @ q[r, h, t["query"]].float() * attn.scaling  # [L]
+            out.append(torch.softmax(logits, dim=0))
+        return out
+
+    def loss(self, targets: list[dict[str, Any]]) -> torch.Tensor:
+        """Mean over targets of -log(attention mass on the object's image tokens); targets whose head does
+        not exist in the layer are skipped (0 when none is left)."""
+        heads = self.attn.config.num_attention_heads
+        targets = [t for t in targets if t["head"] < heads]
+        if not targets:
+            return self.inputs["hidden"].sum() * 0.0
+        losses = []
+        for t, p in zip(targets, self.head_probs(targets), strict=True):
+            cols = t["keys"][t["positive"]] - t["start"]  # image-token columns within the item
+            losses.append(-torch.log(p[cols].sum().clamp_min(1e-12)))
+        return torch.stack(losses).mean()

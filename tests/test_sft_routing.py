@@ -1,0 +1,128 @@
+"""The SFT answer-routing loss (`spatial_backbone.sft.routing`): its attention is the layer's own (equal to
+the model's eager attention weights, packed items isolated), its targets follow the question's order of
+mention, it learns, and `svla-sft` logs it and rejects a bad layer."""
+
+import numpy as np
+import pytest
+import torch
+
+from envs.hydra_utils import compose
+from spatial_backbone.config import BackboneConfig
+from spatial_backbone.data.io import load_split
+from spatial_backbone.factory import build_backbone
+from spatial_backbone.sft.config import SFTConfig, SFTGroundingConfig
+from spatial_backbone.sft.packing import PackedCollator, VisionSpec, encode_items
+from spatial_backbone.sft.routing import AttentionTap
+from spatial_backbone.sft.train import GroundedAnswerLoss, train
+
+
+@pytest.fixture(scope="module")
+def encoded(small_spatial_dataset):
+    """(processor, train items, their encodings with mentions) of the small dataset."""
+    _, processor = build_backbone(BackboneConfig())
+    items = load_split(small_spatial_dataset, "train")
+    return processor, items, encode_items(processor, items, small_spatial_dataset, mentions=True)
+
+
+def _batch(processor, rows):
+    return PackedCollator(VisionSpec.from_processor(processor), packed=True)(rows)
+
+
+def test_routing_attention_is_the_layers_own_eager_attention(encoded):
+    processor, _, enc = encoded
+    model, _ = build_backbone(BackboneConfig(attn_implementation="eager"))
+    named = [e for e in enc if e.mentions][:4]
+    batch = _batch(processor, [named[:2], named[2:]])  # two items packed per row
+    tap = AttentionTap(model, -1)
+    with torch.no_grad():
+        out = model.model(
+            input_ids=batch["input_ids"],
+            attention_mask=None,
+            position_ids=batch["position_ids"],
+            pixel_values=batch["pixel_values"],
+            image_grid_thw=batch["image_grid_thw"],
+            output_attentions=True,
+            use_cache=False,
+        )
+        targets = batch["routing"]
+        probs = tap.head_probs(targets)
+    ref = out.attentions[tap.layer]  # [B, H, S, S]
+    assert len(targets) >= 4 and {t["row"] for t in targets} == {0, 1}
+    for t, p in zip(targets, probs, strict=True):
+        row = ref[t["row"], t["head"], t["query"]]  # [S]
+        torch.testing.assert_close(p, row[t["start"] : t["query"] + 1], rtol=1e-4, atol=1e-6)
+        assert float(row[: t["start"]].sum()) < 1e-6  # the packed item before it is invisible
+        assert float(row[t["query"] + 1 :].sum()) < 1e-6  # causal
+    tap.remove()
+
+
+def test_targets_name_the_questions_objects_in_order_at_the_last_prompt_token(encoded):
+    processor, items, enc = encoded
+    image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    checked = 0
+    for it, e in zip(items, enc, strict=True):
+        if len({m.obj for m in e.mentions}) < 2:
+            continue
+        targets = _batch(processor, [[e]])["routing"]
+        labels = [it_obj["label"] for it_obj in _objects(it)]
+        named = [labels[m.obj] for m in sorted(e.mentions, key=lambda m: m.query)]
+        order = list(dict.fromkeys(named))  # distinct, first mention first
+        q = it["question"].lower()
+        assert [q.index(name.lower()) for name in order] == sorted(q.index(n.lower()) for n in order)
+        assert [t["head"] for t in targets] == list(range(len(order)))
+        for t in targets:
+            assert t["query"] == e.n_prompt - 1 and t["start"] == 0
+            assert (torch.from_numpy(e.input_ids[t["keys"].numpy()]) == image_pad).all()
+            assert t["positive"].any()
+        checked += 1
+    assert checked >= 3
+
+
+def _objects(item):
+    import json
+
+    meta = item["meta"]
+    return (json.loads(meta) if isinstance(meta, str) else meta)["scene_objects"]
+
+
+def test_routing_loss_learns_a_batch(encoded):
+    processor, _, enc = encoded
+    model = build_backbone(BackboneConfig())[0]
+    batch = _batch(processor, [[e] for e in enc if e.mentions][:4])
+    loss = GroundedAnswerLoss(model, SFTGroundingConfig(attention_weight=1.0))
+    assert loss.grounding is None and not list(p for n, p in loss.named_parameters() if "backbone" not in n)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(40):
+        r = loss(batch)[2]["routing"]
+        first = float(r.detach()) if first is None else first
+        opt.zero_grad()
+        r.backward()
+        opt.step()
+    assert float(r.detach()) < 0.5 * first, (first, float(r.detach()))
+
+
+def test_routed_run_logs_the_loss_and_quotes_a_bad_layer(small_spatial_dataset, tmp_path):
+    over = [f"data.dir={small_spatial_dataset}", "progress=false", "log_every=1", "packing.rows=2"]
+    cfg = compose(
+        "sft",
+        [*over, f"output_dir={tmp_path / 'r'}", "steps=3", "grounding.attention_weight=1.0"],
+        schema=SFTConfig,
+    )
+    run = train(cfg)
+    logged = [r["routing"] for r in run["history"]]
+    assert all(np.isfinite(v) and v >= 0 for v in logged) and max(logged) > 0.5, logged
+    assert all("grounding" not in r for r in run["history"])  # the word-region head stays off
+    bad = compose(
+        "sft",
+        [
+            *over,
+            f"output_dir={tmp_path / 'b'}",
+            "steps=1",
+            "grounding.attention_weight=1.0",
+            "grounding.attention_layer=5",
+        ],
+        schema=SFTConfig,
+    )
+    with pytest.raises(ValueError, match="grounding.attention_layer=5"):
+        train(bad)
