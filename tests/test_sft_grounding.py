@@ -97,8 +97,8 @@ def test_packed_grounding_loss_is_the_mention_weighted_mean_of_each_items_own(gr
                 packed["input_ids"][t["row"], t["keys"]]
                 == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
             ).all()
-        together = float(loss(packed)[2])
-        alone = [float(loss(collate([[e]]))[2]) for e in with_mentions]
+        together = float(loss(packed)[2]["grounding"])
+        alone = [float(loss(collate([[e]]))[2]["grounding"]) for e in with_mentions]
     weights = [len(e.mentions) for e in with_mentions]
     assert together == pytest.approx(np.average(alone, weights=weights), abs=1e-5)
 
@@ -114,7 +114,7 @@ def test_grounding_loss_learns_a_batch(grounded):
     opt = torch.optim.AdamW(loss.parameters(), lr=1e-3)
     first = None
     for _ in range(60):
-        g = loss(batch)[2]
+        g = loss(batch)[2]["grounding"]
         first = float(g.detach()) if first is None else first
         opt.zero_grad()
         g.backward()

@@ -2,6 +2,8 @@
 the model's eager attention weights, packed items isolated), its targets follow the question's order of
 mention, it learns, and `svla-sft` logs it and rejects a bad layer."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -11,8 +13,9 @@ from spatial_backbone.config import BackboneConfig
 from spatial_backbone.data.io import load_split
 from spatial_backbone.factory import build_backbone
 from spatial_backbone.sft.config import SFTConfig, SFTGroundingConfig
-from spatial_backbone.sft.packing import PackedCollator, VisionSpec, encode_items
-from spatial_backbone.sft.routing import AttentionTap
+from spatial_backbone.sft.grounding import covered_cells
+from spatial_backbone.sft.packing import PackedCollator, VisionSpec, dataset_fovy, encode_items
+from spatial_backbone.sft.routing import AttentionTap, object_place
 from spatial_backbone.sft.train import GroundedAnswerLoss, train
 
 
@@ -78,11 +81,12 @@ def test_targets_name_the_questions_objects_in_order_at_the_last_prompt_token(en
     assert checked >= 3
 
 
-def _objects(item):
-    import json
+def _parsed(field):
+    return json.loads(field) if isinstance(field, str) else field
 
-    meta = item["meta"]
-    return (json.loads(meta) if isinstance(meta, str) else meta)["scene_objects"]
+
+def _objects(item):
+    return _parsed(item["meta"])["scene_objects"]
 
 
 def test_routing_loss_learns_a_batch(encoded):
@@ -106,12 +110,20 @@ def test_routed_run_logs_the_loss_and_quotes_a_bad_layer(small_spatial_dataset, 
     over = [f"data.dir={small_spatial_dataset}", "progress=false", "log_every=1", "packing.rows=2"]
     cfg = compose(
         "sft",
-        [*over, f"output_dir={tmp_path / 'r'}", "steps=3", "grounding.attention_weight=1.0"],
+        [
+            *over,
+            f"output_dir={tmp_path / 'r'}",
+            "steps=3",
+            "grounding.attention_weight=1.0",
+            "grounding.value_weight=1.0",
+        ],
         schema=SFTConfig,
     )
     run = train(cfg)
     logged = [r["routing"] for r in run["history"]]
     assert all(np.isfinite(v) and v >= 0 for v in logged) and max(logged) > 0.5, logged
+    values = [r["routing_value"] for r in run["history"]]
+    assert all(np.isfinite(v) and v >= 0 for v in values) and max(values) > 0, values
     assert all("grounding" not in r for r in run["history"])  # the word-region head stays off
     bad = compose(
         "sft",
@@ -126,3 +138,44 @@ def test_routed_run_logs_the_loss_and_quotes_a_bad_layer(small_spatial_dataset, 
     )
     with pytest.raises(ValueError, match="grounding.attention_layer=5"):
         train(bad)
+
+
+def test_object_place_is_the_mean_cell_centre_in_the_first_image_it_covers():
+    torch.testing.assert_close(object_place([1, 2], [(4, 4), (4, 4)]), torch.tensor([0.125, 0.5]))
+    torch.testing.assert_close(object_place([16 + 5], [(4, 4), (4, 4)]), torch.tensor([0.375, 0.375]))
+    with pytest.raises(ValueError, match="fall in no image"):
+        object_place([40], [(4, 4)])
+
+
+def test_object_place_is_near_the_datasets_own_points(small_spatial_dataset):
+    """The value target of a grounding item's object lies within one token cell (28 px) of the item's answer
+    point / box centre (from the rendered segmentation), and within half a cell on average."""
+    fovy, errors = dataset_fovy(small_spatial_dataset), []
+    for split in ("train", "test", "shifted"):
+        for it in load_split(small_spatial_dataset, split):
+            if it["skill"] not in ("grounding_point", "grounding_box"):
+                continue
+            meta, gt = _parsed(it["meta"]), _parsed(it["gt"])
+            (obj,) = [o for o in meta["scene_objects"] if o["label"] == meta["objects"][0]]
+            box = gt["bbox"] if "bbox" in gt else gt["box"]
+            u, v = gt.get("point") or ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+            row, col = object_place(covered_cells(obj, meta["views"][0], (4, 4), 28, fovy), [(4, 4)]) * 112
+            errors.append((abs(float(col) - u), abs(float(row) - v)))
+    errors = np.asarray(errors)
+    assert len(errors) >= 3 and errors.max() <= 28 and errors.mean() <= 14, errors
+
+
+def test_value_term_learns_a_batch(encoded):
+    processor, _, enc = encoded
+    model = build_backbone(BackboneConfig())[0]
+    batch = _batch(processor, [[e] for e in enc if e.mentions][:4])
+    loss = GroundedAnswerLoss(model, SFTGroundingConfig(value_weight=1.0))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(40):
+        v = loss(batch)[2]["routing_value"]
+        first = float(v.detach()) if first is None else first
+        opt.zero_grad()
+        v.backward()
+        opt.step()
+    assert float(v.detach()) < 0.3 * first, (first, float(v.detach()))

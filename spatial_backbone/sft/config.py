@@ -127,6 +127,8 @@ class SFTGroundingConfig:
         taught to fall on the image tokens of the k-th object the question names. No extra parameters.
     attention_layer: the decoder layer (0-based; negative counts from the top, -1 = the last) it supervises.
         Layer 0 cannot work: its query sees only the prompt's last token, not the names.
+    value_weight: weight of the routed value term (0 = off): the first two channels of head k's output in that
+        layer regress the k-th named object's (row, col) in [0, 1] (`routing.AttentionTap.loss`).
     """
 
     weight: float = 0.0
@@ -134,14 +136,16 @@ class SFTGroundingConfig:
     dim: int = 64
     attention_weight: float = 0.0
     attention_layer: int = -1
+    value_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.weight < float("inf"):
             raise ValueError(f"grounding.weight={self.weight!r} must be finite and >= 0 (0 = off)")
-        if not 0.0 <= self.attention_weight < float("inf"):
-            raise ValueError(
-                f"grounding.attention_weight={self.attention_weight!r} must be finite and >= 0 (0 = off)"
-            )
+        for name in ("attention_weight", "value_weight"):
+            if not 0.0 <= getattr(self, name) < float("inf"):
+                raise ValueError(
+                    f"grounding.{name}={getattr(self, name)!r} must be finite and >= 0 (0 = off)"
+                )
         if self.layer < 1 or self.dim < 1:
             raise ValueError(f"grounding.layer={self.layer!r} and grounding.dim={self.dim!r} must be >= 1")
 

@@ -358,7 +358,10 @@ class PackedCollator:
                 ids = torch.from_numpy(it.input_ids.astype(np.int64))
                 if it.mentions:
                     keys = col + np.flatnonzero(it.input_ids[: it.n_prompt] == spec.image_token_id)
-                    routing += routing_targets(it.mentions, r, col, it.n_prompt, torch.from_numpy(keys))
+                    cells = [(g[1] // spec.merge, g[2] // spec.merge) for g in it.grids]
+                    routing += routing_targets(
+                        it.mentions, r, col, it.n_prompt, torch.from_numpy(keys), cells
+                    )
                     for m in it.mentions:
                         positive = torch.zeros(len(keys), dtype=torch.bool)
                         positive[m.positives] = True

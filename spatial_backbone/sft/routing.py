@@ -20,6 +20,11 @@ Design:
   packing's block mask lets it see). Per target, -log of the attention mass head k puts on object k's image
   tokens; the mean over targets is added to the answer cross-entropy (`grounding.attention_weight`). No new
   parameters: the routing is learned by the backbone itself and ships with it.
+- Optional value term (`grounding.value_weight`): the routed head's output (its attention over the values,
+  before `o_proj`) must carry where the object is: its first two channels regress the object's (row, col) in
+  the image (the mean centre of its covered token cells, in [0, 1]); a fixed readout, again no parameters.
+  Why: session 25 found routing alone reaches the objects (attention mass 0.04 -> 0.65) while their
+  position, linearly decodable from the tokens (R^2 0.6-0.7), is mostly lost in the values (0.27-0.51).
 - Tested against the model's own eager attention weights (`tests/test_sft_routing.py`).
 """
 
@@ -33,11 +38,30 @@ from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_multimodal_
 from spatial_backbone.sft.grounding import Mention
 
 
+def object_place(positives: list[int], cells: list[tuple[int, int]]) -> torch.Tensor:
+    """(row, col) in [0, 1] of an object in the first image it covers: the mean centre of its covered token
+    cells there. `cells`: (rows, cols) of each image's merged token grid, in prompt order."""
+    first = 0
+    for rows, cols in cells:
+        mine = [i - first for i in positives if first <= i < first + rows * cols]
+        if mine:
+            rc = torch.tensor([[(i // cols + 0.5) / rows, (i % cols + 0.5) / cols] for i in mine])
+            return rc.mean(0)
+        first += rows * cols
+    raise ValueError(f"positives {positives} fall in no image of grids {cells}")
+
+
 def routing_targets(
-    mentions: list[Mention], row: int, start: int, n_prompt: int, keys: torch.Tensor
+    mentions: list[Mention],
+    row: int,
+    start: int,
+    n_prompt: int,
+    keys: torch.Tensor,
+    cells: list[tuple[int, int]],
 ) -> list[dict[str, Any]]:
     """One item's routing targets (module docstring). `start`: the item's first column in its packed row;
-    `keys`: the row columns of its image tokens (prompt order), which `Mention.positives` index."""
+    `keys`: the row columns of its image tokens (prompt order), which `Mention.positives` index; `cells`:
+    each image's merged token grid (rows, cols)."""
     out, seen = [], set()
     for m in sorted(mentions, key=lambda m: m.query):  # order of first mention in the question
         if m.obj in seen:
@@ -53,6 +77,7 @@ def routing_targets(
                 "keys": keys,
                 "positive": positive,
                 "head": len(out),
+                "place": object_place(m.positives, cells),  # [2] (row, col) in [0, 1]
             }
         )
     return out
@@ -86,6 +111,11 @@ class AttentionTap:
     def head_probs(self, targets: list[dict[str, Any]]) -> list[torch.Tensor]:
         """Each target's attention distribution [query - start + 1] (query head `head`, over the item's causal
         prefix), recomputed from the last captured forward exactly as the layer computes it."""
+        return [p for p, _ in self.attend(targets)]
+
+    def attend(self, targets: list[dict[str, Any]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per target: (attention distribution [L], the head's output [head_dim] = that distribution over the
+        prefix's values, before `o_proj`)."""
         if not self.inputs:
             raise RuntimeError("no forward pass captured yet: run the backbone first")
         attn, hidden = self.attn, self.inputs["hidden"]
@@ -94,24 +124,32 @@ class AttentionTap:
         hd = attn.head_dim
         q = attn.q_proj(hidden).view(b, s, -1, hd).transpose(1, 2)  # [B, Hq, S, hd]
         k = attn.k_proj(hidden).view(b, s, -1, hd).transpose(1, 2)  # [B, Hkv, S, hd]
+        v = attn.v_proj(hidden).view(b, s, -1, hd).transpose(1, 2)  # [B, Hkv, S, hd]
         q, k = apply_multimodal_rotary_pos_emb(q, k, cos, sin, attn.config.rope_parameters["mrope_section"])
-        groups = q.shape[1] // k.shape[1]  # GQA: query head h reads key head h // groups
+        groups = q.shape[1] // k.shape[1]  # GQA: query head h reads key/value head h // groups
         out = []
         for t in targets:
             r, h, lo, hi = t["row"], t["head"], t["start"], t["query"] + 1
             logits = k[r, h // groups, lo:hi].float() @ q[r, h, t["query"]].float() * attn.scaling  # [L]
-            out.append(torch.softmax(logits, dim=0))
+            p = torch.softmax(logits, dim=0)
+            out.append((p, p @ v[r, h // groups, lo:hi].float()))  # [L], [hd]
         return out
 
-    def loss(self, targets: list[dict[str, Any]]) -> torch.Tensor:
-        """Mean over targets of -log(attention mass on the object's image tokens); targets whose head does
-        not exist in the layer are skipped (0 when none is left)."""
+    def loss(self, targets: list[dict[str, Any]], value: bool = False) -> dict[str, torch.Tensor]:
+        """{"routing": mean over targets of -log(attention mass on the object's image tokens)} and, with
+        `value`, {"routing_value": mean squared error between the first two channels of the head's output
+        and the object's (row, col) in [0, 1]} (a fixed, parameter-free readout: the values must carry
+        where the attended object is). Targets whose head does not exist in the layer are skipped; each
+        term is 0 when none is left."""
         heads = self.attn.config.num_attention_heads
         targets = [t for t in targets if t["head"] < heads]
         if not targets:
-            return self.inputs["hidden"].sum() * 0.0
-        losses = []
-        for t, p in zip(targets, self.head_probs(targets), strict=True):
+            zero = self.inputs["hidden"].sum() * 0.0
+            return {"routing": zero} | ({"routing_value": zero} if value else {})
+        routing, err = [], []
+        for t, (p, o) in zip(targets, self.attend(targets), strict=True):
             cols = t["keys"][t["positive"]] - t["start"]  # image-token columns within the item
-            losses.append(-torch.log(p[cols].sum().clamp_min(1e-12)))
-        return torch.stack(losses).mean()
+            routing.append(-torch.log(p[cols].sum().clamp_min(1e-12)))
+            err.append(((o[:2] - t["place"].to(o)) ** 2).mean())
+        out = {"routing": torch.stack(routing).mean()}
+        return out | ({"routing_value": torch.stack(err).mean()} if value else {})

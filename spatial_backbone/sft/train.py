@@ -106,7 +106,9 @@ class GroundedAnswerLoss(AnswerLoss):
         self.layer = cfg.layer
         hidden = backbone.config.text_config.hidden_size
         self.grounding = GroundingHead(hidden, cfg.dim) if cfg.weight else None
-        self.tap = AttentionTap(backbone, cfg.attention_layer) if cfg.attention_weight else None
+        routed = cfg.attention_weight or cfg.value_weight
+        self.tap = AttentionTap(backbone, cfg.attention_layer) if routed else None
+        self.value = cfg.value_weight > 0
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         layer = self.layer if self.grounding is not None else None
@@ -116,7 +118,7 @@ class GroundedAnswerLoss(AnswerLoss):
             mentions = batch.get("grounding") or []
             aux["grounding"] = self.grounding(hidden, mentions) if mentions else logits.sum() * 0.0
         if self.tap is not None:
-            aux["routing"] = self.tap.loss(batch.get("routing") or [])
+            aux |= self.tap.loss(batch.get("routing") or [], value=self.value)
         n = torch.tensor(targets.numel(), device=targets.device)
         return F.cross_entropy(logits, targets, reduction="sum"), n, aux
 
@@ -263,7 +265,11 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     grounded = cfg.grounding.weight > 0  # the word-region head (extra parameters, kept in the state)
     aux_weights = {
         k: w
-        for k, w in (("grounding", cfg.grounding.weight), ("routing", cfg.grounding.attention_weight))
+        for k, w in (
+            ("grounding", cfg.grounding.weight),
+            ("routing", cfg.grounding.attention_weight),
+            ("routing_value", cfg.grounding.value_weight),
+        )
         if w > 0
     }
     items, weights, info = load_training_items(cfg.data, processor, cfg.packing, mentions=bool(aux_weights))
@@ -314,7 +320,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         stats = batch.pop("stats")
         with acc.accumulate(module):
             loss_sum, n, *extra = module(to_device(batch, acc.device))
-            aux = extra[0] if extra else {}
+            aux = {k: v for k, v in (extra[0] if extra else {}).items() if k in aux_weights}
             ce = loss_sum / n
             loss = ce + sum(aux_weights[k] * v for k, v in aux.items())
             if not torch.isfinite(loss):
