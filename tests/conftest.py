@@ -37,6 +37,53 @@ def kill_at_first_checkpoint():
     return _kill_at_first_checkpoint
 
 
+def _descend(loss_fn, params, steps: int, lr: float) -> tuple[float, float]:
+    """AdamW on `params` for `steps` steps of the scalar `loss_fn()`; returns (first, last) loss values."""
+    import torch
+
+    opt = torch.optim.AdamW(params, lr=lr)
+    first = last = None
+    for _ in range(steps):
+        loss = loss_fn()
+        last = float(loss.detach())
+        first = last if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return first, last
+
+
+def _grounding_answers(dataset) -> list[tuple[dict, dict, tuple[float, float]]]:
+    """(meta, referred scene object, answer point (u, v) or box centre) of every grounding_point /
+    grounding_box item in the train, test and shifted splits of a generated spatial dataset."""
+    import json
+
+    from spatial_backbone.data.io import load_split
+
+    parsed = lambda x: json.loads(x) if isinstance(x, str) else x  # noqa: E731
+    out = []
+    for split in ("train", "test", "shifted"):
+        for it in load_split(dataset, split):
+            if it["skill"] not in ("grounding_point", "grounding_box"):
+                continue
+            meta, gt = parsed(it["meta"]), parsed(it["gt"])
+            (obj,) = [o for o in meta["scene_objects"] if o["label"] == meta["objects"][0]]
+            box = gt["bbox"] if "bbox" in gt else gt["box"]
+            out.append((meta, obj, gt.get("point") or ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)))
+    return out
+
+
+@pytest.fixture
+def grounding_answers():
+    return _grounding_answers
+
+
+@pytest.fixture
+def descend():
+    """A loss-on-one-batch fitting loop for "this loss learns" tests: descend(loss_fn, params, steps, lr)."""
+    return _descend
+
+
 TINY_IMG = 64  # -> 56x56 after the Qwen resize rule: 4 visual tokens per camera, fast
 
 

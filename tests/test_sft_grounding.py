@@ -48,24 +48,15 @@ def test_projection_equals_the_mujoco_camera():
     np.testing.assert_allclose(z, ref_z, atol=1e-9)
 
 
-def test_covered_cells_hold_the_datasets_own_points_and_boxes(small_spatial_dataset):
+def test_covered_cells_hold_the_datasets_own_points_and_boxes(small_spatial_dataset, grounding_answers):
     """Every grounding item's answer (a 2D point, or a box's centre, from the rendered segmentation) falls in
     a token cell that the referred object's projected box covers: views, fields of view and cells agree."""
-    dataset = small_spatial_dataset
-    fovy, checked = dataset_fovy(dataset), 0
-    for split in ("train", "test", "shifted"):
-        for it in load_split(dataset, split):
-            if it["skill"] not in ("grounding_point", "grounding_box"):
-                continue
-            meta, gt = _parsed(it["meta"]), _parsed(it["gt"])
-            (obj,) = [o for o in meta["scene_objects"] if o["label"] == meta["objects"][0]]
-            box = gt["bbox"] if "bbox" in gt else gt["box"]
-            u, v = gt.get("point") or ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-            cells = covered_cells(obj, meta["views"][0], (4, 4), 28, fovy)
-            assert int(v // 28) * 4 + int(u // 28) in cells, (it["id"], gt, cells)
-            assert len(cells) < 16, "a 5-10 cm object cannot cover the whole image"
-            checked += 1
-    assert checked >= 3, "the dataset has too few grounding items to test anything"
+    fovy, answers = dataset_fovy(small_spatial_dataset), grounding_answers(small_spatial_dataset)
+    for meta, obj, (u, v) in answers:
+        cells = covered_cells(obj, meta["views"][0], (4, 4), 28, fovy)
+        assert int(v // 28) * 4 + int(u // 28) in cells, (meta["scene"], (u, v), cells)
+        assert len(cells) < 16, "a 5-10 cm object cannot cover the whole image"
+    assert len(answers) >= 3, "the dataset has too few grounding items to test anything"
 
 
 def test_mentions_point_at_object_names_and_their_image_tokens(small_spatial_dataset, grounded):
@@ -103,7 +94,7 @@ def test_packed_grounding_loss_is_the_mention_weighted_mean_of_each_items_own(gr
     assert together == pytest.approx(np.average(alone, weights=weights), abs=1e-5)
 
 
-def test_grounding_loss_learns_a_batch(grounded):
+def test_grounding_loss_learns_a_batch(grounded, descend):
     _, processor, _, enc = grounded
     model = build_backbone(BackboneConfig())[0]  # a fresh copy: the module fixture stays untouched
     batch = PackedCollator(VisionSpec.from_processor(processor), packed=True)(
@@ -111,15 +102,8 @@ def test_grounding_loss_learns_a_batch(grounded):
     )
     torch.manual_seed(0)  # the head's init
     loss = GroundedAnswerLoss(model, SFTGroundingConfig(weight=1.0))
-    opt = torch.optim.AdamW(loss.parameters(), lr=1e-3)
-    first = None
-    for _ in range(60):
-        g = loss(batch)[2]["grounding"]
-        first = float(g.detach()) if first is None else first
-        opt.zero_grad()
-        g.backward()
-        opt.step()
-    assert float(g.detach()) < 0.5 * first, (first, float(g.detach()))
+    first, last = descend(lambda: loss(batch)[2]["grounding"], loss.parameters(), 60, 1e-3)
+    assert last < 0.5 * first, (first, last)
 
 
 def _cfg(dataset, out, *extra) -> SFTConfig:

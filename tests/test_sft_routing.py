@@ -89,21 +89,14 @@ def _objects(item):
     return _parsed(item["meta"])["scene_objects"]
 
 
-def test_routing_loss_learns_a_batch(encoded):
+def test_routing_loss_learns_a_batch(encoded, descend):
     processor, _, enc = encoded
     model = build_backbone(BackboneConfig())[0]
     batch = _batch(processor, [[e] for e in enc if e.mentions][:4])
     loss = GroundedAnswerLoss(model, SFTGroundingConfig(attention_weight=1.0))
     assert loss.grounding is None and not list(p for n, p in loss.named_parameters() if "backbone" not in n)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(40):
-        r = loss(batch)[2]["routing"]
-        first = float(r.detach()) if first is None else first
-        opt.zero_grad()
-        r.backward()
-        opt.step()
-    assert float(r.detach()) < 0.5 * first, (first, float(r.detach()))
+    first, last = descend(lambda: loss(batch)[2]["routing"], model.parameters(), 40, 3e-3)
+    assert last < 0.5 * first, (first, last)
 
 
 def test_routed_run_logs_the_loss_and_quotes_a_bad_layer(small_spatial_dataset, tmp_path):
@@ -147,35 +140,21 @@ def test_object_place_is_the_mean_cell_centre_in_the_first_image_it_covers():
         object_place([40], [(4, 4)])
 
 
-def test_object_place_is_near_the_datasets_own_points(small_spatial_dataset):
+def test_object_place_is_near_the_datasets_own_points(small_spatial_dataset, grounding_answers):
     """The value target of a grounding item's object lies within one token cell (28 px) of the item's answer
     point / box centre (from the rendered segmentation), and within half a cell on average."""
     fovy, errors = dataset_fovy(small_spatial_dataset), []
-    for split in ("train", "test", "shifted"):
-        for it in load_split(small_spatial_dataset, split):
-            if it["skill"] not in ("grounding_point", "grounding_box"):
-                continue
-            meta, gt = _parsed(it["meta"]), _parsed(it["gt"])
-            (obj,) = [o for o in meta["scene_objects"] if o["label"] == meta["objects"][0]]
-            box = gt["bbox"] if "bbox" in gt else gt["box"]
-            u, v = gt.get("point") or ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-            row, col = object_place(covered_cells(obj, meta["views"][0], (4, 4), 28, fovy), [(4, 4)]) * 112
-            errors.append((abs(float(col) - u), abs(float(row) - v)))
+    for meta, obj, (u, v) in grounding_answers(small_spatial_dataset):
+        row, col = object_place(covered_cells(obj, meta["views"][0], (4, 4), 28, fovy), [(4, 4)]) * 112
+        errors.append((abs(float(col) - u), abs(float(row) - v)))
     errors = np.asarray(errors)
     assert len(errors) >= 3 and errors.max() <= 28 and errors.mean() <= 14, errors
 
 
-def test_value_term_learns_a_batch(encoded):
+def test_value_term_learns_a_batch(encoded, descend):
     processor, _, enc = encoded
     model = build_backbone(BackboneConfig())[0]
     batch = _batch(processor, [[e] for e in enc if e.mentions][:4])
     loss = GroundedAnswerLoss(model, SFTGroundingConfig(value_weight=1.0))
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(40):
-        v = loss(batch)[2]["routing_value"]
-        first = float(v.detach()) if first is None else first
-        opt.zero_grad()
-        v.backward()
-        opt.step()
-    assert float(v.detach()) < 0.3 * first, (first, float(v.detach()))
+    first, last = descend(lambda: loss(batch)[2]["routing_value"], model.parameters(), 40, 3e-3)
+    assert last < 0.3 * first, (first, last)
