@@ -48,7 +48,6 @@ def features(model, processor, data: str, split: str, n: int) -> dict[str, np.nd
     if not keep:
         raise ValueError(f"{data}/{split}: no plain {SKILL} items naming two objects")
     tap = AttentionTap(model, -1)
-    hd = tap.attn.head_dim
     rows: dict[str, list] = {k: [] for k in ("mass", "obj", "centroid", "heads", "final", "axis", "label")}
     done = 0
     for e_chunk, batch, out in _batches(model, processor, [e for _, e in keep]):
@@ -56,23 +55,18 @@ def features(model, processor, data: str, split: str, n: int) -> dict[str, np.nd
         for t in batch["routing"]:
             by_row.setdefault(t["row"], {})[t["head"]] = t
         with torch.no_grad():
-            values = tap.attn.v_proj(tap.inputs["hidden"])  # [B, S, Hkv * hd]
             layer_in = out.hidden_states[tap.layer]  # [B, S, D]
             for r, e in enumerate(e_chunk):
                 it = keep[done + r][0]
                 ts = [by_row[r][k] for k in (0, 1)]
-                probs = tap.head_probs(ts)
                 meta = json.loads(it["meta"]) if isinstance(it["meta"], str) else it["meta"]
                 heads = []
-                for k, (t, p) in enumerate(zip(ts, probs, strict=True)):
+                for k, (t, (p, o)) in enumerate(zip(ts, tap.attend(ts), strict=True)):
                     cols = t["keys"][t["positive"]]
                     rows["mass"].append(float(p[cols - t["start"]].sum()))
                     rows["obj"].append(layer_in[r, cols].mean(0).numpy())
                     rows["centroid"].append(meta["centroids"][k])
-                    kv = k // (tap.attn.config.num_attention_heads // tap.attn.config.num_key_value_heads)
-                    heads.append(
-                        (p @ values[r, t["start"] : t["query"] + 1, kv * hd : (kv + 1) * hd]).numpy()
-                    )
+                    heads.append(o.numpy())  # the head's output over the values [head_dim]
                 rows["heads"].append(np.concatenate([heads[0], heads[1], heads[0] - heads[1]]))
                 rows["final"].append(out.last_hidden_state[r, e.n_prompt - 1].numpy())
                 rows["axis"].append("above" in it["question"])
