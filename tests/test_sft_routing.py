@@ -59,14 +59,22 @@ def test_routing_attention_is_the_layers_own_eager_attention(encoded):
     tap.remove()
 
 
-def test_targets_name_the_questions_objects_in_order_at_the_last_prompt_token(encoded):
+def test_targets_name_the_questions_objects_in_order_where_the_core_answer_starts(encoded):
     processor, items, enc = encoded
-    image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
-    checked = 0
+    tok = processor.tokenizer
+    image_pad = tok.convert_tokens_to_ids("<|image_pad|>")
+    checked, formats = 0, set()
     for it, e in zip(items, enc, strict=True):
         if len({m.obj for m in e.mentions}) < 2:
             continue
         targets = _batch(processor, [[e]])["routing"]
+        at_prompt_end = PackedCollator(VisionSpec.from_processor(processor), routing_at="prompt_end")([[e]])
+        assert {t["query"] for t in at_prompt_end["routing"]} == {e.n_prompt - 1}
+        queries = {t["query"] for t in targets}
+        assert len(queries) == 1
+        rest = tok.decode(e.input_ids[queries.pop() + 1 : -1])  # from the predicted token to <|im_end|>
+        assert rest.lstrip().startswith(it["core_answer"].strip()), (it["answer"], rest)
+        formats.add(it["format"])
         labels = [it_obj["label"] for it_obj in _objects(it)]
         named = [labels[m.obj] for m in sorted(e.mentions, key=lambda m: m.query)]
         order = list(dict.fromkeys(named))  # distinct, first mention first
@@ -74,11 +82,11 @@ def test_targets_name_the_questions_objects_in_order_at_the_last_prompt_token(en
         assert [q.index(name.lower()) for name in order] == sorted(q.index(n.lower()) for n in order)
         assert [t["head"] for t in targets] == list(range(len(order)))
         for t in targets:
-            assert t["query"] == e.n_prompt - 1 and t["start"] == 0
+            assert t["start"] == 0 and (t["query"] == e.n_prompt - 1) == (it["answer"] == it["core_answer"])
             assert (torch.from_numpy(e.input_ids[t["keys"].numpy()]) == image_pad).all()
             assert t["positive"].any()
         checked += 1
-    assert checked >= 3
+    assert checked >= 3 and len(formats) >= 2, formats  # a plain and a reasoning format at least
 
 
 def _parsed(field):

@@ -123,8 +123,12 @@ class SFTGroundingConfig:
         the model's layer count). Below the top, the layers above can use the binding for the answer.
     dim: width of its query/key maps (a training aid kept in the checkpoint state, not in the backbone).
     attention_weight: weight of the answer-routing loss (`spatial_backbone.sft.routing`; 0 = off): the
-        attention of query head k at the prompt's last position, in decoder layer `attention_layer`, is
-        taught to fall on the image tokens of the k-th object the question names. No extra parameters.
+        attention of query head k at the position that predicts the answer (`attention_at`), in decoder layer
+        `attention_layer`, is taught to fall on the image tokens of the k-th object the question names. No
+        extra parameters.
+    attention_at: which position that is: 'core' (the token before the core answer, after any reasoning,
+        `<answer>` or `\\boxed{`; for a plain answer, the prompt's last token) or 'prompt_end' (always the
+        prompt's last token, session 25's choice).
     attention_layer: the decoder layer (0-based; negative counts from the top, -1 = the last) it supervises.
         Layer 0 cannot work: its query sees only the prompt's last token, not the names.
     value_weight: weight of the routed value term (0 = off): the first two channels of head k's output in that
@@ -136,6 +140,7 @@ class SFTGroundingConfig:
     dim: int = 64
     attention_weight: float = 0.0
     attention_layer: int = -1
+    attention_at: str = "core"
     value_weight: float = 0.0
 
     def __post_init__(self) -> None:
@@ -146,6 +151,8 @@ class SFTGroundingConfig:
                 raise ValueError(
                     f"grounding.{name}={getattr(self, name)!r} must be finite and >= 0 (0 = off)"
                 )
+        if self.attention_at not in ("core", "prompt_end"):
+            raise ValueError(f"grounding.attention_at={self.attention_at!r} must be 'core' or 'prompt_end'")
         if self.layer < 1 or self.dim < 1:
             raise ValueError(f"grounding.layer={self.layer!r} and grounding.dim={self.dim!r} must be >= 1")
 

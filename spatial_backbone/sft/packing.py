@@ -60,6 +60,7 @@ class EncodedItem:
     grids: list[tuple[int, int, int]]  # (t, h, w) patch grid of each image
     skill: str
     mentions: list[Mention] = field(default_factory=list)  # named objects -> image tokens (grounding loss)
+    core_at: int = -1  # index of the core answer's first token (after any reasoning); -1 = n_prompt
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -157,7 +158,10 @@ def encode_items(
         texts.append(_expand_image_pads(prompt_text(processor, it), [spec.n_tokens(g) for g in grids]))
     encoded = tok(texts, add_special_tokens=False, return_offsets_mapping=mentions)
     prompts = encoded["input_ids"]
-    answers = tok([it["answer"] for it in items], add_special_tokens=False)["input_ids"]
+    answer_enc = tok(
+        [it["answer"] for it in items], add_special_tokens=False, return_offsets_mapping=mentions
+    )
+    answers = answer_enc["input_ids"]
     answers = [
         list(it["answer_ids"]) if "answer_ids" in it else a for it, a in zip(items, answers, strict=True)
     ]
@@ -166,13 +170,26 @@ def encode_items(
     for i, (it, p, a, grids) in enumerate(zip(items, prompts, answers, grids_all, strict=True)):
         ids = np.asarray(p + a + [end_id], dtype=np.int32)
         paths = [str(root / rel) for rel in it["images"]]
-        found = []
+        found, core_at = [], -1
         if mentions:
             start = texts[i].rfind(it["question"])
             offsets = encoded["offset_mapping"][i]
             found = item_mentions(it, start, offsets, grids, spec.merge, spec.patch, fovy)
-        out.append(EncodedItem(ids, len(p), paths, grids, it["skill"], found))
+            if "answer_ids" not in it:
+                core_at = len(p) + core_answer_token(it, answer_enc["offset_mapping"][i])
+        out.append(EncodedItem(ids, len(p), paths, grids, it["skill"], found, core_at))
     return out
+
+
+def core_answer_token(item: dict[str, Any], offsets: list[tuple[int, int]]) -> int:
+    """Index, among an item's answer tokens, of the first token of its core answer: the last occurrence of
+    `core_answer` in `answer` (after `</think>`, inside `<answer>` or `\\boxed{}`); 0 when the answer is the
+    core answer itself or does not contain it. `offsets`: the answer tokens' character spans."""
+    core = str(item.get("core_answer") or "").strip()
+    at = item["answer"].rfind(core) if core else -1
+    if at <= 0:
+        return 0
+    return next((j for j, (_, end) in enumerate(offsets) if end > at), 0)
 
 
 def dataset_fovy(root: Path) -> float:
@@ -334,8 +351,11 @@ def patchify(
 class PackedCollator:
     """Rows of `EncodedItem`s -> model inputs (see the module docstring). Picklable for DataLoader workers."""
 
-    def __init__(self, spec: VisionSpec, packed: bool = True, image_processor=None):
+    def __init__(self, spec: VisionSpec, packed: bool = True, image_processor=None, routing_at: str = "core"):
+        if routing_at not in ("core", "prompt_end"):
+            raise ValueError(f"grounding.attention_at={routing_at!r} must be 'core' or 'prompt_end'")
         self.spec, self.packed, self.image_processor = spec, packed, image_processor
+        self.routing_at = routing_at
 
     def __call__(self, rows: list[list[EncodedItem]]) -> dict[str, Any]:
         spec = self.spec
@@ -359,9 +379,8 @@ class PackedCollator:
                 if it.mentions:
                     keys = col + np.flatnonzero(it.input_ids[: it.n_prompt] == spec.image_token_id)
                     cells = [(g[1] // spec.merge, g[2] // spec.merge) for g in it.grids]
-                    routing += routing_targets(
-                        it.mentions, r, col, it.n_prompt, torch.from_numpy(keys), cells
-                    )
+                    core = it.core_at if self.routing_at == "core" and it.core_at >= 0 else it.n_prompt
+                    routing += routing_targets(it.mentions, r, col, core, torch.from_numpy(keys), cells)
                     for m in it.mentions:
                         positive = torch.zeros(len(keys), dtype=torch.bool)
                         positive[m.positives] = True

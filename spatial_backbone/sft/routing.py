@@ -12,8 +12,11 @@ simulator gives its targets exactly (`grounding.item_mentions`: which image toke
 Design:
 - Targets (`routing_targets`): in every item whose question names objects (unique labels in the scene), the
   distinct objects in order of first mention; object k is assigned query head k of the supervised layer
-  (objects beyond the head count are left out). The query position is the prompt's last token: the position
-  whose next-token prediction starts the answer.
+  (objects beyond the head count are left out). The query position is the one whose next-token prediction
+  starts the *core* answer (`grounding.attention_at=core`, the default since session 26): the prompt's last
+  token for a plain answer, the token before the word after `</think>`, inside `<answer>` or `\boxed{` for
+  the reasoning formats (`packing.core_answer_token`). `attention_at=prompt_end` keeps session 25's choice
+  (always the prompt's last token, which for a reasoning format predicts `<think>`, not the answer).
 - Loss (`AttentionTap.loss`): the supervised layer's attention is recomputed from its own inputs (captured
   by a forward pre-hook on its `self_attn`: the normed hidden states and the M-RoPE cos/sin), with its own
   q/k projections, rotary embedding, GQA head sharing and scaling, over the item's causal prefix only (what
@@ -55,13 +58,14 @@ def routing_targets(
     mentions: list[Mention],
     row: int,
     start: int,
-    n_prompt: int,
+    answer_at: int,
     keys: torch.Tensor,
     cells: list[tuple[int, int]],
 ) -> list[dict[str, Any]]:
     """One item's routing targets (module docstring). `start`: the item's first column in its packed row;
-    `keys`: the row columns of its image tokens (prompt order), which `Mention.positives` index; `cells`:
-    each image's merged token grid (rows, cols)."""
+    `answer_at`: the index, within the item, of the token the query position predicts (the core answer's
+    first); `keys`: the row columns of its image tokens (prompt order), which `Mention.positives` index;
+    `cells`: each image's merged token grid (rows, cols)."""
     out, seen = [], set()
     for m in sorted(mentions, key=lambda m: m.query):  # order of first mention in the question
         if m.obj in seen:
@@ -73,7 +77,7 @@ def routing_targets(
             {
                 "row": row,
                 "start": start,
-                "query": start + n_prompt - 1,
+                "query": start + answer_at - 1,
                 "keys": keys,
                 "positive": positive,
                 "head": len(out),

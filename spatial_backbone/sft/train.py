@@ -301,7 +301,10 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
 
     plan = BatchPlan([len(e) for e in items], weights, cfg.packing, cfg.seed)
     collate = PackedCollator(
-        VisionSpec.from_processor(processor), cfg.packing.mode == "packed", processor.image_processor
+        VisionSpec.from_processor(processor),
+        cfg.packing.mode == "packed",
+        processor.image_processor,
+        routing_at=cfg.grounding.attention_at,
     )
     where = (cfg.packing.rows, start * cfg.optim.grad_accum, acc.process_index, acc.num_processes)
     loader = DataLoader(
