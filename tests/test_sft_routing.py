@@ -89,6 +89,49 @@ def test_targets_name_the_questions_objects_in_order_where_the_core_answer_start
     assert checked >= 3 and len(formats) >= 2, formats  # a plain and a reasoning format at least
 
 
+def test_answer_span_queries_every_core_answer_position_and_weighs_each_object_once(encoded):
+    processor, items, enc = encoded
+    tok = processor.tokenizer
+    collate = PackedCollator(VisionSpec.from_processor(processor), routing_at="answer")
+    long = [(it, e) for it, e in zip(items, enc, strict=True) if e.mentions and len(e) - e.core_at > 3]
+    assert long, "the small dataset has no named-object item with a multi-token core answer"
+    it, e = long[0]
+    targets = collate([[e]])["routing"]
+    for head in {t["head"] for t in targets}:
+        mine = [t for t in targets if t["head"] == head]
+        queries = [t["query"] for t in mine]
+        assert queries == list(range(e.core_at - 1, len(e) - 2))  # predicting the core .. before <|im_end|>
+        assert (
+            tok.decode(e.input_ids[queries[0] + 1 : queries[-1] + 2])
+            .strip()
+            .startswith(it["core_answer"].strip())
+        )
+        assert sum(t["weight"] for t in mine) == pytest.approx(1.0)
+    model = build_backbone(BackboneConfig())[0]
+    tap = AttentionTap(model, -1)
+    batch = collate([[e]])
+    with torch.no_grad():
+        model.model(
+            input_ids=batch["input_ids"],
+            position_ids=batch["position_ids"],
+            pixel_values=batch["pixel_values"],
+            image_grid_thw=batch["image_grid_thw"],
+            use_cache=False,
+        )
+        loss = tap.loss(targets)["routing"]
+        probs = tap.head_probs(targets)
+    nll = [
+        -torch.log(p[t["keys"][t["positive"]] - t["start"]].sum())
+        for t, p in zip(targets, probs, strict=True)
+    ]
+    per_object = [
+        torch.stack([n for n, t in zip(nll, targets, strict=True) if t["head"] == h]).mean()
+        for h in {t["head"] for t in targets}
+    ]
+    torch.testing.assert_close(loss, torch.stack(per_object).mean())
+    tap.remove()
+
+
 def _parsed(field):
     return json.loads(field) if isinstance(field, str) else field
 
@@ -139,6 +182,8 @@ def test_routed_run_logs_the_loss_and_quotes_a_bad_layer(small_spatial_dataset, 
     )
     with pytest.raises(ValueError, match="grounding.attention_layer=5"):
         train(bad)
+    with pytest.raises(ValueError, match="grounding.attention_at='middle'"):
+        SFTGroundingConfig(attention_at="middle")
 
 
 def test_object_place_is_the_mean_cell_centre_in_the_first_image_it_covers():

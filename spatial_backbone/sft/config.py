@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from spatial_backbone.config import BackboneConfig
 
+ROUTING_AT = ("core", "prompt_end", "answer")  # where the answer-routing queries sit (`sft/routing.py`)
+
 PACKING_MODES = ("packed", "padded")
 
 
@@ -127,8 +129,9 @@ class SFTGroundingConfig:
         `attention_layer`, is taught to fall on the image tokens of the k-th object the question names. No
         extra parameters.
     attention_at: which position that is: 'core' (the token before the core answer, after any reasoning,
-        `<answer>` or `\\boxed{`; for a plain answer, the prompt's last token) or 'prompt_end' (always the
-        prompt's last token, session 25's choice).
+        `<answer>` or `\\boxed{`; for a plain answer, the prompt's last token), 'prompt_end' (always the
+        prompt's last token, session 25's choice) or 'answer' (every position that writes the core answer,
+        each object weighted once: for answers that spell out a place, such as a JSON point).
     attention_layer: the decoder layer (0-based; negative counts from the top, -1 = the last) it supervises.
         Layer 0 cannot work: its query sees only the prompt's last token, not the names.
     value_weight: weight of the routed value term (0 = off): the first two channels of head k's output in that
@@ -151,8 +154,8 @@ class SFTGroundingConfig:
                 raise ValueError(
                     f"grounding.{name}={getattr(self, name)!r} must be finite and >= 0 (0 = off)"
                 )
-        if self.attention_at not in ("core", "prompt_end"):
-            raise ValueError(f"grounding.attention_at={self.attention_at!r} must be 'core' or 'prompt_end'")
+        if self.attention_at not in ROUTING_AT:
+            raise ValueError(f"grounding.attention_at={self.attention_at!r} must be one of {ROUTING_AT}")
         if self.layer < 1 or self.dim < 1:
             raise ValueError(f"grounding.layer={self.layer!r} and grounding.dim={self.dim!r} must be >= 1")
 

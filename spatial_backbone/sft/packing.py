@@ -41,7 +41,7 @@ from PIL import Image
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from spatial_backbone.data.io import load_image
-from spatial_backbone.sft.config import PackingConfig
+from spatial_backbone.sft.config import ROUTING_AT, PackingConfig
 from spatial_backbone.sft.grounding import Mention, item_mentions
 from spatial_backbone.sft.routing import routing_targets
 
@@ -352,10 +352,19 @@ class PackedCollator:
     """Rows of `EncodedItem`s -> model inputs (see the module docstring). Picklable for DataLoader workers."""
 
     def __init__(self, spec: VisionSpec, packed: bool = True, image_processor=None, routing_at: str = "core"):
-        if routing_at not in ("core", "prompt_end"):
-            raise ValueError(f"grounding.attention_at={routing_at!r} must be 'core' or 'prompt_end'")
+        if routing_at not in ROUTING_AT:
+            raise ValueError(f"grounding.attention_at={routing_at!r} must be one of {ROUTING_AT}")
         self.spec, self.packed, self.image_processor = spec, packed, image_processor
         self.routing_at = routing_at
+
+    def _routing_span(self, it: EncodedItem) -> tuple[int, int]:
+        """[first, end) of the item's tokens whose predicting positions are routing queries."""
+        core = it.core_at if it.core_at >= 0 else it.n_prompt
+        if self.routing_at == "prompt_end":
+            return it.n_prompt, it.n_prompt + 1
+        if self.routing_at == "answer":
+            return core, max(core + 1, len(it) - 1)  # up to, not including, <|im_end|>
+        return core, core + 1
 
     def __call__(self, rows: list[list[EncodedItem]]) -> dict[str, Any]:
         spec = self.spec
@@ -379,8 +388,8 @@ class PackedCollator:
                 if it.mentions:
                     keys = col + np.flatnonzero(it.input_ids[: it.n_prompt] == spec.image_token_id)
                     cells = [(g[1] // spec.merge, g[2] // spec.merge) for g in it.grids]
-                    core = it.core_at if self.routing_at == "core" and it.core_at >= 0 else it.n_prompt
-                    routing += routing_targets(it.mentions, r, col, core, torch.from_numpy(keys), cells)
+                    at, end = self._routing_span(it)
+                    routing += routing_targets(it.mentions, r, col, at, torch.from_numpy(keys), cells, end)
                     for m in it.mentions:
                         positive = torch.zeros(len(keys), dtype=torch.bool)
                         positive[m.positives] = True

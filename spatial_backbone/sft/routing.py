@@ -16,13 +16,17 @@ Design:
   starts the *core* answer (`grounding.attention_at=core`, the default since session 26): the prompt's last
   token for a plain answer, the token before the word after `</think>`, inside `<answer>` or `\boxed{` for
   the reasoning formats (`packing.core_answer_token`). `attention_at=prompt_end` keeps session 25's choice
-  (always the prompt's last token, which for a reasoning format predicts `<think>`, not the answer).
+  (always the prompt's last token, which for a reasoning format predicts `<think>`, not the answer);
+  `attention_at=answer` makes every position that predicts a token of the core answer a query (weighted so
+  each object counts once): for answers that spell out a place, e.g. a JSON point, the positions writing
+  the digits must read the object too.
 - Loss (`AttentionTap.loss`): the supervised layer's attention is recomputed from its own inputs (captured
   by a forward pre-hook on its `self_attn`: the normed hidden states and the M-RoPE cos/sin), with its own
   q/k projections, rotary embedding, GQA head sharing and scaling, over the item's causal prefix only (what
   packing's block mask lets it see). Per target, -log of the attention mass head k puts on object k's image
-  tokens; the mean over targets is added to the answer cross-entropy (`grounding.attention_weight`). No new
-  parameters: the routing is learned by the backbone itself and ships with it.
+  tokens; the (weighted) mean over targets is added to the answer cross-entropy
+  (`grounding.attention_weight`). No new parameters: the routing is learned by the backbone itself and ships
+  with it.
 - Optional value term (`grounding.value_weight`): the routed head's output (its attention over the values,
   before `o_proj`) must carry where the object is: its first two channels regress the object's (row, col) in
   the image (the mean centre of its covered token cells, in [0, 1]); a fixed readout, again no parameters.
@@ -61,29 +65,39 @@ def routing_targets(
     answer_at: int,
     keys: torch.Tensor,
     cells: list[tuple[int, int]],
+    answer_end: int | None = None,
 ) -> list[dict[str, Any]]:
     """One item's routing targets (module docstring). `start`: the item's first column in its packed row;
-    `answer_at`: the index, within the item, of the token the query position predicts (the core answer's
-    first); `keys`: the row columns of its image tokens (prompt order), which `Mention.positives` index;
-    `cells`: each image's merged token grid (rows, cols)."""
-    out, seen = [], set()
+    `answer_at`: the index, within the item, of the token the (first) query position predicts (the core
+    answer's first); `keys`: the row columns of its image tokens (prompt order), which `Mention.positives`
+    index; `cells`: each image's merged token grid (rows, cols). `answer_end` (exclusive, default
+    `answer_at + 1`): with a span, every position predicting a token in [answer_at, answer_end) is a query,
+    one target each, weighted 1 / span so that every object counts once."""
+    end = answer_at + 1 if answer_end is None else answer_end
+    if end <= answer_at:
+        raise ValueError(f"empty routing span [{answer_at}, {end})")
+    out, seen, head = [], set(), 0
     for m in sorted(mentions, key=lambda m: m.query):  # order of first mention in the question
         if m.obj in seen:
             continue
         seen.add(m.obj)
         positive = torch.zeros(len(keys), dtype=torch.bool)
         positive[m.positives] = True
-        out.append(
-            {
-                "row": row,
-                "start": start,
-                "query": start + answer_at - 1,
-                "keys": keys,
-                "positive": positive,
-                "head": len(out),
-                "place": object_place(m.positives, cells),  # [2] (row, col) in [0, 1]
-            }
-        )
+        place = object_place(m.positives, cells)  # [2] (row, col) in [0, 1]
+        for at in range(answer_at, end):
+            out.append(
+                {
+                    "row": row,
+                    "start": start,
+                    "query": start + at - 1,
+                    "keys": keys,
+                    "positive": positive,
+                    "head": head,
+                    "place": place,
+                    "weight": 1.0 / (end - answer_at),
+                }
+            )
+        head += 1
     return out
 
 
@@ -155,5 +169,7 @@ class AttentionTap:
             cols = t["keys"][t["positive"]] - t["start"]  # image-token columns within the item
             routing.append(-torch.log(p[cols].sum().clamp_min(1e-12)))
             err.append(((o[:2] - t["place"].to(o)) ** 2).mean())
-        out = {"routing": torch.stack(routing).mean()}
-        return out | ({"routing_value": torch.stack(err).mean()} if value else {})
+        w = torch.tensor([t.get("weight", 1.0) for t in targets], device=routing[0].device)  # [T]
+        w = w / w.sum()
+        out = {"routing": (torch.stack(routing) * w).sum()}
+        return out | ({"routing_value": (torch.stack(err) * w).sum()} if value else {})
