@@ -118,6 +118,31 @@ def test_missing_statistics_is_an_error():
         SpatialVLAPolicy(PolicyConfig(), bad)
 
 
+def test_misspelt_head_kwarg_is_an_error_naming_it_and_the_valid_keys():
+    """Both parallel heads forward the grounding options to one module; a typo in any key fails at config
+    time (hydra builds HeadConfig) instead of silently training with the default."""
+    for name in ("l1_chunk", "flow_matching"):
+        HeadConfig(name=name, kwargs={"pointer_pos": True, "token_neck": 1})  # grounding keys are accepted
+        with pytest.raises(ValueError, match=r"head.kwargs.pointer_hop: not an option of head") as err:
+            HeadConfig(name=name, kwargs={"pointer_hop": 1})
+        assert "pointer_hops" in str(err.value)  # the valid keys are listed
+    with pytest.raises(ValueError, match="head.kwargs.pointer_pos"):
+        HeadConfig(name="action_tokens", kwargs={"pointer_pos": True})  # no grounding in this head
+    from envs.record import PRIVILEGED_KEY
+    from envs.tasks.base import PRIVILEGED_NAMES
+
+    n = len(PRIVILEGED_NAMES)
+    stats = STATS | {PRIVILEGED_KEY: {"mean": [0.0] * n, "std": [0.1] * n}}
+    for name in ("l1_chunk", "flow_matching"):  # the forwarded options reach the grounding module
+        kwargs = {"pointer_hops": 1, "pointer_pos": True}
+        policy = SpatialVLAPolicy(PolicyConfig(head=HeadConfig(name=name, kwargs=kwargs)), stats)
+        assert policy.head.grounding.pointers.hops is not None
+        assert (
+            SpatialVLAPolicy(PolicyConfig(head=HeadConfig(name=name)), stats).head.grounding.pointers.hops
+            is None
+        )
+
+
 def test_env_and_dataset_paths_give_the_same_inputs():
     policy = _policy("l1_chunk")
     obs = _obs(2)

@@ -20,9 +20,11 @@ class HeadConfig:
 
     def __post_init__(self):
         from vla.heads import HEADS
+        from vla.heads.base import check_head_kwargs
 
         if self.name not in HEADS:
             raise ValueError(f"head.name={self.name!r} is not a registered head; valid: {sorted(HEADS)}")
+        check_head_kwargs(self.name, self.kwargs)
 
 
 @dataclass

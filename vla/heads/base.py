@@ -8,6 +8,7 @@ policy builds one with `build_head(cfg, dims)`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -79,10 +80,33 @@ def register_head(name: str):
     return deco
 
 
+def head_kwarg_names(name: str) -> list[str]:
+    """The `head.kwargs` keys head `name` accepts: its constructor's own, plus the grounding module's when
+    the constructor forwards `**grounding` to it (`vla.heads.grounding.Grounding`)."""
+    from vla.heads.grounding import Grounding  # grounding imports this module
+
+    params = inspect.signature(HEADS[name].__init__).parameters
+    keys = [k for k, p in params.items() if k not in ("self", "dims") and p.kind is not p.VAR_KEYWORD]
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        grounding = inspect.signature(Grounding.__init__).parameters
+        keys += [k for k in grounding if k not in ("self", "dims", "extra_dim")]
+    return sorted(keys)
+
+
 def build_head(name: str, dims: HeadDims, **kwargs) -> ActionHead:
     if name not in HEADS:
         raise ValueError(f"unknown action head {name!r}; valid heads: {sorted(HEADS)}")
+    check_head_kwargs(name, kwargs)
     return HEADS[name](dims, **kwargs)
+
+
+def check_head_kwargs(name: str, kwargs: dict) -> None:
+    """A misspelt `head.kwargs` key is an error naming it and the valid keys, never a silent default."""
+    valid = head_kwarg_names(name)
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        keys = ", ".join(f"head.kwargs.{k}" for k in unknown)
+        raise ValueError(f"{keys}: not an option of head {name!r}; valid keys: {valid}")
 
 
 class LayerMix(nn.Module):

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -44,16 +45,7 @@ class FlowMatchingHead(ActionHead):
         num_queries: int = 4,
         num_steps: int = 10,
         aux_weight: float = 1.0,
-        pointer_ce: float = 0.0,
-        pointer_pos: bool = False,
-        pointer_hops: int = 0,
-        ee_relative: bool = False,
-        teacher_forcing: float = 0.0,
-        pointer_offsets: bool = False,
-        xyz_state: bool = False,
-        object_attrs: float = 0.0,
-        attr_match: bool = False,
-        token_neck: int = 0,
+        **grounding: Any,
     ):
         super().__init__()
         self.dims, self.num_steps, self.expert_dim, self.aux_weight = dims, num_steps, expert_dim, aux_weight
@@ -62,23 +54,7 @@ class FlowMatchingHead(ActionHead):
         self.mix = LayerMix(dims.num_layers_read, dims.hidden)
         self.ctx_proj = nn.Linear(dims.hidden, expert_dim)
         self.action_in = nn.Linear(dims.action_dim, expert_dim)
-        self.grounding = (
-            Grounding(
-                dims,
-                pointer_ce=pointer_ce,
-                pointer_pos=pointer_pos,
-                pointer_hops=pointer_hops,
-                ee_relative=ee_relative,
-                teacher_forcing=teacher_forcing,
-                pointer_offsets=pointer_offsets,
-                xyz_state=xyz_state,
-                object_attrs=object_attrs,
-                attr_match=attr_match,
-                token_neck=token_neck,
-            )
-            if dims.aux_dim and aux_weight > 0
-            else None
-        )
+        self.grounding = Grounding(dims, **grounding) if dims.aux_dim and aux_weight > 0 else None
         g_dim = self.grounding.out_dim if self.grounding else 0
         self.state_in = nn.Linear(dims.state_dim + g_dim, expert_dim)
         self.time_mlp = nn.Sequential(

@@ -18,6 +18,8 @@ rollout reads the grounding head's predictions. The query tokens then serve the 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -35,18 +37,9 @@ class L1ChunkHead(ActionHead):
         mlp_hidden: int = 256,
         keypoints: int = 4,
         aux_weight: float = 1.0,
-        pointer_ce: float = 0.0,
-        pointer_pos: bool = False,
-        pointer_hops: int = 0,
-        ee_relative: bool = False,
-        teacher_forcing: float = 0.0,
         motion: bool = False,
         motion_hidden: int = 1024,
-        pointer_offsets: bool = False,
-        xyz_state: bool = False,
-        object_attrs: float = 0.0,
-        attr_match: bool = False,
-        token_neck: int = 0,
+        **grounding: Any,
     ):
         super().__init__()
         self.dims, self.aux_weight = dims, aux_weight
@@ -60,24 +53,7 @@ class L1ChunkHead(ActionHead):
             else None
         )
         kp_dim = self.keypoints.out_dim if self.keypoints else 0
-        self.grounding = (
-            Grounding(
-                dims,
-                kp_dim,
-                pointer_ce,
-                pointer_pos,
-                pointer_hops,
-                ee_relative,
-                teacher_forcing,
-                pointer_offsets,
-                xyz_state,
-                object_attrs,
-                attr_match,
-                token_neck,
-            )
-            if dims.aux_dim and aux_weight > 0
-            else None
-        )
+        self.grounding = Grounding(dims, kp_dim, **grounding) if dims.aux_dim and aux_weight > 0 else None
         g_dim = self.grounding.out_dim if self.grounding else 0
         if motion and self.grounding is None:
             raise ValueError(
