@@ -1,6 +1,7 @@
 """svla-sft on a small generated dataset: packed loss and gradients equal unpacked ones, per-item 3D M-RoPE
 positions, answer-only labels, resume after kill -9, NaN stop, and a tuned backbone that loads back."""
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -231,6 +232,60 @@ def test_resume_after_kill_9_ends_with_the_same_weights_and_loads(
         if k in a:
             torch.testing.assert_close(v, a[k], rtol=0, atol=0, msg=k)
     assert full["history"][-1]["loss"] < full["history"][0]["loss"]
+
+
+def test_two_processes_train_and_stop_together_when_time_runs_out(dataset, tmp_path):
+    """Two CPU processes (DESIGN.md section 6) share each step's rows; `max_minutes` runs out during step 1,
+    and both processes must agree on it (one stopping alone would hang the other in the next all-reduce)."""
+    out = tmp_path / "ddp"
+    accelerate = Path(sys.executable).parent / "accelerate"
+    cmd = [
+        str(accelerate),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "spatial_backbone.sft.cli",
+        *_overrides(dataset, out, "steps=6", "save_every=6", "max_minutes=1e-6"),
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    ]
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "processes: 2" in res.stdout
+    assert "reached at step 1: stopping early" in res.stdout
+    assert (out / "checkpoints" / "last").read_text().strip().endswith("step_0000001")
+    build_backbone(BackboneConfig(name_or_path=str(out / "backbone")))  # the tuned backbone loads
+
+
+CLOCKS = """
+import time
+from accelerate import Accelerator
+from spatial_backbone.sft.train import out_of_time
+acc = Accelerator(cpu=True)
+started = time.perf_counter() - (120.0 if acc.process_index == 0 else 0.0)  # rank 0 has run 2 min longer
+print(f"rank {acc.process_index} of {acc.num_processes}: out of time {out_of_time(acc, started, 1.0)}")
+"""
+
+
+def test_processes_whose_clocks_disagree_still_stop_at_the_same_step(tmp_path):
+    script = tmp_path / "clocks.py"
+    script.write_text(CLOCKS)
+    accelerate = Path(sys.executable).parent / "accelerate"
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", str(script)]
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(line for line in res.stdout.splitlines() if line.startswith("rank")) == [
+        "rank 0 of 2: out of time True",
+        "rank 1 of 2: out of time True",
+    ]
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(dataset, tmp_path):

@@ -11,7 +11,8 @@ Decisions (VST, arXiv 2511.05491: packed SFT, separate LLM / ViT learning rates,
   linear warmup then cosine decay to `min_lr_ratio`; gradient clipping and accumulation. Master weights are
   float32; on CUDA accelerate runs bf16 autocast.
 - accelerate owns devices and processes (`Accelerator(cpu=True)` on CPU; two CPU processes via `accelerate
-  launch --multi_gpu --num_processes 2 ...`, DESIGN.md section 6); each process takes every world-th row.
+  launch --multi_gpu --num_processes 2 ...`, DESIGN.md section 6); each process takes every world-th row, and
+  all of them stop together when `max_minutes` runs out (`out_of_time`).
 - Checkpoints every `save_every` steps, at the end and when `max_minutes` runs out: each is a loadable
   backbone directory (`build_backbone(BackboneConfig(name_or_path=<dir>))`) plus `training_state.pt`
   (optimizer, scheduler, RNG states, step), written to a temporary sibling and renamed, so a kill -9 never
@@ -76,6 +77,18 @@ from spatial_backbone.training_state import (
 
 log = logging.getLogger(__name__)
 # -- model -------------------------------------------------------------------------------------------------
+
+
+def out_of_time(acc: Accelerator, t_start: float, max_minutes: float) -> bool:
+    """Whether `max_minutes` of wall time have passed, decided alike by every process: each one's clock
+    started at its own time, and a process that stopped one step before the others would leave them waiting
+    in the next gradient all-reduce forever. With several processes the answer is the max over them."""
+    if max_minutes <= 0:
+        return False
+    late = time.perf_counter() - t_start > max_minutes * 60
+    if acc.num_processes == 1:
+        return late
+    return bool(acc.reduce(torch.tensor([float(late)], device=acc.device), reduction="max").item())
 
 
 class AnswerLoss(torch.nn.Module):
@@ -274,7 +287,8 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     }
     items, weights, info = load_training_items(cfg.data, processor, cfg.packing, mentions=bool(aux_weights))
     acc.print(
-        f"SFT on {info['items']} items ({info['tokens']} tokens; {info['dropped']} dropped as too long)"
+        f"SFT on {info['items']} items ({info['tokens']} tokens; {info['dropped']} dropped as too long); "
+        f"processes: {acc.num_processes}"
     )
     torch.manual_seed(cfg.seed)  # the grounding head's init
     module = GroundedAnswerLoss(model, cfg.grounding) if aux_weights else AnswerLoss(model)
@@ -348,7 +362,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         scheduler.step()
         step += 1
         bar.update(1)
-        timed_out = cfg.max_minutes > 0 and time.perf_counter() - t_start > cfg.max_minutes * 60
+        timed_out = out_of_time(acc, t_start, cfg.max_minutes)
         # -- log ---------------------------------------------------------------------------------------------
         if step % cfg.log_every == 0 or step == cfg.steps or timed_out:
             dt = time.perf_counter() - t0
