@@ -264,27 +264,32 @@ def test_two_processes_train_and_stop_together_when_time_runs_out(dataset, tmp_p
     build_backbone(BackboneConfig(name_or_path=str(out / "backbone")))  # the tuned backbone loads
 
 
-CLOCKS = """
+DISAGREEING = """
 import time
+import torch
 from accelerate import Accelerator
-from spatial_backbone.sft.train import out_of_time
+from spatial_backbone.processes import loss_is_finite, out_of_time
 acc = Accelerator(cpu=True)
-started = time.perf_counter() - (120.0 if acc.process_index == 0 else 0.0)  # rank 0 has run 2 min longer
-print(f"rank {acc.process_index} of {acc.num_processes}: out of time {out_of_time(acc, started, 1.0)}")
+r = acc.process_index
+started = time.perf_counter() - (120.0 if r == 0 else 0.0)  # rank 0 has run 2 min longer
+loss = torch.tensor(float("nan") if r == 1 else 0.5)  # rank 1 alone has a NaN loss
+print(f"rank {r}: out of time {out_of_time(acc, started, 1.0)}, finite {loss_is_finite(acc, loss)}")
 """
 
 
-def test_processes_whose_clocks_disagree_still_stop_at_the_same_step(tmp_path):
-    script = tmp_path / "clocks.py"
-    script.write_text(CLOCKS)
+def test_processes_that_disagree_on_stopping_all_stop(tmp_path):
+    """A process that left the loop alone (its clock ran out a step early, or only its loss was NaN) would
+    hang the others in the next gradient all-reduce: both decisions are taken together."""
+    script = tmp_path / "disagree.py"
+    script.write_text(DISAGREEING)
     accelerate = Path(sys.executable).parent / "accelerate"
     cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
     cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", str(script)]
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert sorted(line for line in res.stdout.splitlines() if line.startswith("rank")) == [
-        "rank 0 of 2: out of time True",
-        "rank 1 of 2: out of time True",
+        "rank 0: out of time True, finite False",
+        "rank 1: out of time True, finite False",
     ]
 
 

@@ -40,6 +40,7 @@ from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_
 from envs.hydra_utils import to_yaml
 from envs.record import OBJECTS_KEY
 from spatial_backbone.device import Runtime, apply_runtime, resolve_runtime
+from spatial_backbone.processes import loss_is_finite
 from spatial_backbone.training_state import (
     NonFiniteLossError,
     last_checkpoint,
@@ -179,9 +180,10 @@ def run_loop(run: Run, loader, loop: LoopConfig, start: int, last_good: str | No
         # -- loss, backward, step ----------------------------------------------------------------------------
         with acc.accumulate(policy):
             loss, metrics = policy(batch)
-            if not torch.isfinite(loss):
+            if not loss_is_finite(acc, loss):
                 raise NonFiniteLossError(
-                    f"loss is {float(loss.detach())} at step {step + 1}; stopping before the optimizer step. "
+                    f"loss is {float(loss.detach())} at step {step + 1} (on this process or another); "
+                    "stopping before the optimizer step. "
                     f"Last good checkpoint: {last_good or 'none yet'}. Lower the learning rates (optim.lr_*) "
                     "or check the "
                     f"dataset for NaN/inf values."

@@ -49,6 +49,7 @@ from envs.hydra_utils import to_yaml
 from spatial_backbone.data.io import load_split
 from spatial_backbone.device import apply_runtime, resolve_runtime
 from spatial_backbone.factory import build_backbone, save_backbone
+from spatial_backbone.processes import loss_is_finite, out_of_time
 from spatial_backbone.sft.answers import answer_forward
 from spatial_backbone.sft.config import (
     PackingConfig,
@@ -77,18 +78,6 @@ from spatial_backbone.training_state import (
 
 log = logging.getLogger(__name__)
 # -- model -------------------------------------------------------------------------------------------------
-
-
-def out_of_time(acc: Accelerator, t_start: float, max_minutes: float) -> bool:
-    """Whether `max_minutes` of wall time have passed, decided alike by every process: each one's clock
-    started at its own time, and a process that stopped one step before the others would leave them waiting
-    in the next gradient all-reduce forever. With several processes the answer is the max over them."""
-    if max_minutes <= 0:
-        return False
-    late = time.perf_counter() - t_start > max_minutes * 60
-    if acc.num_processes == 1:
-        return late
-    return bool(acc.reduce(torch.tensor([float(late)], device=acc.device), reduction="max").item())
 
 
 class AnswerLoss(torch.nn.Module):
@@ -340,9 +329,10 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
             aux = {k: v for k, v in (extra[0] if extra else {}).items() if k in aux_weights}
             ce = loss_sum / n
             loss = ce + sum(aux_weights[k] * v for k, v in aux.items())
-            if not torch.isfinite(loss):
+            if not loss_is_finite(acc, loss):
                 raise NonFiniteLossError(
-                    f"loss is {float(loss.detach())} at step {step + 1}; stopping before the backward pass. "
+                    f"loss is {float(loss.detach())} at step {step + 1} (on this process or another); "
+                    "stopping before the backward pass. "
                     f"Last good checkpoint: {last_good or 'none yet'}. Lower the learning rates "
                     "(optim.lr_*), raise optim.warmup_steps or set optim.grad_clip."
                 )
