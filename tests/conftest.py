@@ -37,6 +37,23 @@ def kill_at_first_checkpoint():
     return _kill_at_first_checkpoint
 
 
+def _run_two_processes(args: list[str], cwd, timeout: float = 600):
+    """`accelerate launch` of `args` (a script or `-m module ...`) on two CPU processes, the way DESIGN.md
+    section 6 says works (`--cpu` alone silently gives one): the finished `subprocess.CompletedProcess`."""
+    import subprocess
+    import sys
+
+    accelerate = Path(sys.executable).parent / "accelerate"
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def run_two_processes():
+    return _run_two_processes
+
+
 def _descend(loss_fn, params, steps: int, lr: float) -> tuple[float, float]:
     """AdamW on `params` for `steps` steps of the scalar `loss_fn()`; returns (first, last) loss values."""
     import torch

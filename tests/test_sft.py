@@ -1,7 +1,6 @@
 """svla-sft on a small generated dataset: packed loss and gradients equal unpacked ones, per-item 3D M-RoPE
 positions, answer-only labels, resume after kill -9, NaN stop, and a tuned backbone that loads back."""
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -234,29 +233,16 @@ def test_resume_after_kill_9_ends_with_the_same_weights_and_loads(
     assert full["history"][-1]["loss"] < full["history"][0]["loss"]
 
 
-def test_two_processes_train_and_stop_together_when_time_runs_out(dataset, tmp_path):
+def test_two_processes_train_and_stop_together_when_time_runs_out(dataset, tmp_path, run_two_processes):
     """Two CPU processes (DESIGN.md section 6) share each step's rows; `max_minutes` runs out during step 1,
     and both processes must agree on it (one stopping alone would hang the other in the next all-reduce)."""
     out = tmp_path / "ddp"
-    accelerate = Path(sys.executable).parent / "accelerate"
-    cmd = [
-        str(accelerate),
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
+    args = [
         "-m",
         "spatial_backbone.sft.cli",
         *_overrides(dataset, out, "steps=6", "save_every=6", "max_minutes=1e-6"),
-        f"hydra.run.dir={tmp_path / 'hydra'}",
     ]
-    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    res = run_two_processes([*args, f"hydra.run.dir={tmp_path / 'hydra'}"], REPO)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "processes: 2" in res.stdout
     assert "reached at step 1: stopping early" in res.stdout
@@ -277,15 +263,12 @@ print(f"rank {r}: out of time {out_of_time(acc, started, 1.0)}, finite {loss_is_
 """
 
 
-def test_processes_that_disagree_on_stopping_all_stop(tmp_path):
+def test_processes_that_disagree_on_stopping_all_stop(tmp_path, run_two_processes):
     """A process that left the loop alone (its clock ran out a step early, or only its loss was NaN) would
     hang the others in the next gradient all-reduce: both decisions are taken together."""
     script = tmp_path / "disagree.py"
     script.write_text(DISAGREEING)
-    accelerate = Path(sys.executable).parent / "accelerate"
-    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
-    cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", str(script)]
-    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    res = run_two_processes([str(script)], REPO, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert sorted(line for line in res.stdout.splitlines() if line.startswith("rank")) == [
         "rank 0: out of time True, finite False",

@@ -2,7 +2,6 @@
 train/eval parity of model inputs, rollouts with a manifest, and clear errors for bad input."""
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -98,25 +97,9 @@ def test_lr_schedule_cosine_decays_constant_holds_and_a_bad_name_is_an_error(dat
         _train_cfg(dataset, tmp_path / "x", "optim.schedule=linear")
 
 
-def test_two_process_training(dataset, tmp_path):
-    accelerate = Path(sys.executable).parent / "accelerate"
-    cmd = [
-        str(accelerate),
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "-m",
-        "vla.train_cli",
-        *_train_overrides(dataset, tmp_path / "ddp", "steps=3", "save_every=3"),
-    ]
-    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+def test_two_process_training(dataset, tmp_path, run_two_processes):
+    args = ["-m", "vla.train_cli", *_train_overrides(dataset, tmp_path / "ddp", "steps=3", "save_every=3")]
+    res = run_two_processes(args, REPO)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "processes: 2" in res.stdout
     assert (tmp_path / "ddp" / "checkpoints" / "step_0000003" / "head.safetensors").is_file()
